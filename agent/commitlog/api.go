@@ -1,0 +1,75 @@
+package commitlog
+
+import (
+	"errors"
+	"os"
+)
+
+// Sentinel errors returned by the store and partition logs. They are wrapped with context;
+// test with errors.Is. The Kafka server maps them to Kafka error codes.
+var (
+	// ErrOffsetOutOfRange: the requested offset is below the log start or above the log end.
+	ErrOffsetOutOfRange = errors.New("offset out of range")
+	// ErrUnknownTopic: no such topic or partition.
+	ErrUnknownTopic = errors.New("unknown topic or partition")
+	// ErrTopicExists: CreateTopic of a name already in use.
+	ErrTopicExists = errors.New("topic already exists")
+	// ErrInvalidTopic: the topic name breaks Kafka's naming rules.
+	ErrInvalidTopic = errors.New("invalid topic name")
+	// ErrInvalidConfig: a topic config key or value is not accepted.
+	ErrInvalidConfig = errors.New("invalid topic config")
+	// ErrInvalidPartitions: a partition count that is not allowed.
+	ErrInvalidPartitions = errors.New("invalid partition count")
+	// ErrMessageTooLarge: a batch exceeds the topic's max.message.bytes.
+	ErrMessageTooLarge = errors.New("batch larger than max.message.bytes")
+	// ErrCorrupt: a batch failed validation (CRC, framing) on append, or stored data is corrupt.
+	ErrCorrupt = errors.New("corrupt record batch")
+	// ErrStorage: the disk failed us (I/O error); the partition may be offline.
+	ErrStorage = errors.New("storage error")
+	// ErrClosed: the log or store is closed.
+	ErrClosed = errors.New("log closed")
+)
+
+// FileRange is a byte range of a segment file: what a fetch sends with sendfile.
+type FileRange struct {
+	File *os.File
+	Pos  int64
+	Len  int64
+}
+
+// ReadResult is the answer to Log.Read: file ranges (never copies) of whole batches, plus the
+// partition's offsets at the time of the read. Call Release when the bytes have been sent.
+type ReadResult struct {
+	Ranges         []FileRange
+	Bytes          int64 // sum of the ranges' lengths
+	HighWatermark  int64
+	LogStartOffset int64
+	LogEndOffset   int64
+	release        func()
+}
+
+// Release lets the segment files go (they stay open while a read holds them).
+func (r *ReadResult) Release() {
+	if r.release != nil {
+		r.release()
+		r.release = nil
+	}
+}
+
+// AppendResult says where an appended set of batches landed.
+type AppendResult struct {
+	BaseOffset     int64 // offset of the first record appended
+	LastOffset     int64 // offset of the last record appended
+	LogAppendTime  int64 // ms; -1 unless the topic uses message.timestamp.type=LogAppendTime
+	LogStartOffset int64
+}
+
+// ReadLimit says how far a read may go.
+type ReadLimit int
+
+const (
+	// ReadToHighWatermark is what consumers see.
+	ReadToHighWatermark ReadLimit = iota
+	// ReadToLogEnd is what followers see (replication, later).
+	ReadToLogEnd
+)

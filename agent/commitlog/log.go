@@ -1,0 +1,404 @@
+package commitlog
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/samsa-io/samsa/agent/commitlog/batch"
+	"github.com/samsa-io/samsa/internal/atomicfile"
+)
+
+// Log is one partition's commit log: an ordered list of segments, the last one active.
+//
+// Locking: mu guards the segment list and every offset below. Append holds it for the write
+// (one pwrite); reads take it only to snapshot bounds, then pread/sendfile without it. The
+// syncer fsyncs without holding it.
+type Log struct {
+	topic     string
+	partition int32
+	dir       string
+	store     *Store
+	cfg       atomic.Pointer[TopicConfig]
+	log       *slog.Logger
+
+	mu        sync.RWMutex
+	segments  []*segment // sorted by base; replaced, never mutated in place
+	logStart  int64
+	leo       int64 // log end offset: next offset to assign
+	hw        int64 // high watermark: consumers see offsets below it
+	hwSeg     *segment
+	hwPos     int64         // position in hwSeg that corresponds to hw
+	hwCh      chan struct{} // closed when hw advances
+	flushed   int64         // offsets below it are fsynced
+	unflushed int64         // records appended since the last fsync
+	dirtySince time.Time    // when the oldest unflushed append happened
+	dirDirty  bool          // a segment was created since the last fsync
+	closed    bool
+	epoch     int32
+
+	syncCh chan struct{} // wakes the syncer
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+// logOptions carries what a Log needs from its Store.
+func openLog(store *Store, topic string, partition int32, dir string, cfg *TopicConfig, clean bool) (*Log, error) {
+	l := &Log{topic: topic, partition: partition, dir: dir, store: store, log: store.log.With("topic", topic, "partition", partition),
+		hwCh: make(chan struct{}), syncCh: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	l.cfg.Store(cfg)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create partition dir %s: %w", dir, err)
+	}
+	bases, err := listSegments(dir)
+	if err != nil {
+		return nil, err
+	}
+	if len(bases) == 0 {
+		bases = []int64{0}
+	}
+	for i, base := range bases {
+		active := i == len(bases)-1
+		s, err := openSegment(dir, base, cfg, active, store.usePread())
+		if err != nil {
+			l.closeSegments()
+			return nil, err
+		}
+		l.segments = append(l.segments, s)
+	}
+	if err := l.recover(clean); err != nil {
+		l.closeSegments()
+		return nil, err
+	}
+	a := l.active()
+	l.logStart = l.segments[0].base
+	l.leo = a.next
+	l.hw, l.hwSeg, l.hwPos, l.flushed = l.leo, a, a.size, l.leo
+	go l.syncer()
+	return l, nil
+}
+
+// listSegments returns the base offsets of the .log files in dir, sorted.
+func listSegments(dir string) ([]int64, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("list partition dir %s: %w", dir, err)
+	}
+	var bases []int64
+	for _, e := range entries {
+		name := e.Name()
+		if !strings.HasSuffix(name, ".log") || len(name) != 24 {
+			continue
+		}
+		base, err := strconv.ParseInt(strings.TrimSuffix(name, ".log"), 10, 64)
+		if err != nil {
+			continue
+		}
+		bases = append(bases, base)
+	}
+	sort.Slice(bases, func(i, j int) bool { return bases[i] < bases[j] })
+	return bases, nil
+}
+
+// recover restores in-memory state. After a clean shutdown the indexes are trusted; otherwise
+// the newest two segments are scanned with CRC checks and a bad tail is cut.
+func (l *Log) recover(clean bool) error {
+	n := len(l.segments)
+	scanFrom := n
+	if !clean {
+		scanFrom = n - 2
+		if scanFrom < 0 {
+			scanFrom = 0
+		}
+	}
+	for i := 0; i < scanFrom; i++ {
+		if err := l.loadSegmentState(l.segments[i]); err != nil {
+			return fmt.Errorf("load %s: %w", l.segments[i].path, err)
+		}
+	}
+	for i := scanFrom; i < n; i++ {
+		s := l.segments[i]
+		cut, reason, err := l.recoverSegment(s)
+		if err != nil {
+			return err
+		}
+		if cut > 0 {
+			l.log.Warn("recovery truncated a torn or corrupt tail", "file", s.path, "position", s.size, "bytes_cut", cut, "reason", reason.Error())
+			// Offsets must stay dense: everything after a cut segment goes too.
+			for _, later := range l.segments[i+1:] {
+				l.log.Warn("recovery removed a segment after a truncated one", "file", later.path, "bytes_cut", later.size)
+				later.release()
+				removeSegmentFiles(l.dir, later.base)
+			}
+			l.segments = l.segments[:i+1]
+			if s.sealed {
+				if err := l.reopenActive(s); err != nil {
+					return err
+				}
+			}
+			break
+		}
+	}
+	for _, s := range l.segments[:len(l.segments)-1] {
+		if !s.sealed {
+			if err := s.seal(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// reopenActive turns a sealed segment (after recovery cut everything behind it) back into the
+// writable active segment.
+func (l *Log) reopenActive(s *segment) error {
+	cfg := l.config()
+	ns, err := openSegment(l.dir, s.base, cfg, true, l.store.usePread())
+	if err != nil {
+		return err
+	}
+	s.release()
+	l.segments[len(l.segments)-1] = ns
+	if _, _, err := l.recoverSegment(ns); err != nil {
+		return err
+	}
+	return nil
+}
+
+func removeSegmentFiles(dir string, base int64) {
+	for _, ext := range []string{".log", ".index", ".timeindex"} {
+		os.Remove(segmentPath(dir, base, ext))
+	}
+}
+
+func (l *Log) active() *segment { return l.segments[len(l.segments)-1] }
+
+func (l *Log) config() *TopicConfig { return l.cfg.Load() }
+
+func (l *Log) setConfig(c *TopicConfig) { l.cfg.Store(c) }
+
+// Topic is the topic name.
+func (l *Log) Topic() string { return l.topic }
+
+// Partition is the partition number.
+func (l *Log) Partition() int32 { return l.partition }
+
+// Dir is the partition directory.
+func (l *Log) Dir() string { return l.dir }
+
+// LogStartOffset is the first offset still stored.
+func (l *Log) LogStartOffset() int64 { l.mu.RLock(); defer l.mu.RUnlock(); return l.logStart }
+
+// LogEndOffset is the offset the next appended record will get.
+func (l *Log) LogEndOffset() int64 { l.mu.RLock(); defer l.mu.RUnlock(); return l.leo }
+
+// HighWatermark is the end of what consumers may read. On one node it follows the durable end:
+// with fsync=always the fsynced end, otherwise the written end.
+func (l *Log) HighWatermark() int64 { l.mu.RLock(); defer l.mu.RUnlock(); return l.hw }
+
+// Size is the bytes of all segment files.
+func (l *Log) Size() int64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	var n int64
+	for _, s := range l.segments {
+		n += s.size
+	}
+	return n
+}
+
+// NumSegments is the number of segment files.
+func (l *Log) NumSegments() int { l.mu.RLock(); defer l.mu.RUnlock(); return len(l.segments) }
+
+// Changed returns a channel closed when the high watermark next advances.
+func (l *Log) Changed() <-chan struct{} { l.mu.RLock(); defer l.mu.RUnlock(); return l.hwCh }
+
+// WaitHighWatermark blocks until the high watermark reaches offset, ctx ends or the log closes.
+func (l *Log) WaitHighWatermark(ctx context.Context, offset int64) error {
+	for {
+		l.mu.RLock()
+		hw, ch, closed := l.hw, l.hwCh, l.closed
+		l.mu.RUnlock()
+		if hw >= offset {
+			return nil
+		}
+		if closed {
+			return fmt.Errorf("wait for offset %d in %s-%d: %w", offset, l.topic, l.partition, ErrClosed)
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("wait for offset %d in %s-%d: %w", offset, l.topic, l.partition, ctx.Err())
+		}
+	}
+}
+
+// setHWLocked advances the high watermark and wakes waiters. Caller holds mu.
+func (l *Log) setHWLocked(hw int64, seg *segment, pos int64) {
+	if hw <= l.hw && seg == l.hwSeg {
+		return
+	}
+	l.hw, l.hwSeg, l.hwPos = hw, seg, pos
+	close(l.hwCh)
+	l.hwCh = make(chan struct{})
+	l.store.notifyChanged()
+}
+
+// Append validates the batches in records (a Produce request's records field), stamps their
+// base offsets and leader epoch in place, and appends them to the active segment in one write.
+func (l *Log) Append(records []byte) (AppendResult, error) {
+	cfg := l.config()
+	var stack [4]batch.Header
+	headers := stack[:0]
+	err := batch.Split(records, func(b []byte) error {
+		h, err := batch.Validate(b)
+		if err != nil {
+			return err
+		}
+		if cfg.MaxMessageBytes > 0 && h.Size() > int(cfg.MaxMessageBytes) {
+			return fmt.Errorf("%w: batch of %d bytes, max.message.bytes is %d", ErrMessageTooLarge, h.Size(), cfg.MaxMessageBytes)
+		}
+		headers = append(headers, h)
+		return nil
+	})
+	if err != nil {
+		return AppendResult{}, fmt.Errorf("append to %s-%d: %w", l.topic, l.partition, err)
+	}
+	if len(headers) == 0 {
+		return AppendResult{}, fmt.Errorf("append to %s-%d: no record batch: %w", l.topic, l.partition, ErrCorrupt)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.appendLocked(records, headers, cfg)
+}
+
+func (l *Log) appendLocked(records []byte, headers []batch.Header, cfg *TopicConfig) (AppendResult, error) {
+	if l.closed {
+		return AppendResult{}, fmt.Errorf("append to %s-%d: %w", l.topic, l.partition, ErrClosed)
+	}
+	if err := l.maybeRollLocked(int64(len(records)), cfg); err != nil {
+		return AppendResult{}, err
+	}
+	s := l.active()
+	res := AppendResult{BaseOffset: l.leo, LogAppendTime: -1}
+	now := time.Now().UnixMilli()
+	next, off := l.leo, 0
+	for i := range headers {
+		b := records[off : off+headers[i].Size()]
+		batch.SetBaseOffset(b, next)
+		batch.SetPartitionLeaderEpoch(b, l.epoch)
+		headers[i].BaseOffset = next
+		if cfg.LogAppendTime {
+			setLogAppendTime(b, now)
+			headers[i].MaxTimestamp = now
+			res.LogAppendTime = now
+		}
+		next = headers[i].LastOffset() + 1
+		off += headers[i].Size()
+	}
+	if _, err := s.file.WriteAt(records, s.size); err != nil {
+		// Leave no partial batch behind: the next append overwrites from s.size anyway.
+		s.file.Truncate(s.size)
+		return AppendResult{}, fmt.Errorf("append to %s: %w: %v", s.path, ErrStorage, err)
+	}
+	pos := s.size
+	var numRecords int64
+	for i := range headers {
+		if err := s.indexBatch(pos, headers[i], cfg.IndexIntervalBytes); err != nil {
+			l.log.Warn("index append failed; lookups will scan", "file", s.path, "err", err)
+		}
+		pos += int64(headers[i].Size())
+		numRecords += int64(headers[i].NumRecords)
+	}
+	if s.next == s.base && s.size == 0 {
+		s.created = time.Now()
+	}
+	s.size, s.next, l.leo = pos, next, next
+	res.LastOffset, res.LogStartOffset = next-1, l.logStart
+	if l.unflushed == 0 {
+		l.dirtySince = time.Now()
+	}
+	l.unflushed += numRecords
+	if l.store.opts.Fsync == FsyncAlways || l.unflushed >= cfg.FlushMessages {
+		l.kickSyncer()
+	}
+	if l.store.opts.Fsync != FsyncAlways {
+		l.setHWLocked(l.leo, s, s.size)
+	}
+	return res, nil
+}
+
+func (l *Log) kickSyncer() {
+	select {
+	case l.syncCh <- struct{}{}:
+	default:
+	}
+}
+
+// setLogAppendTime switches a batch to LogAppendTime and re-checksums it.
+func setLogAppendTime(b []byte, now int64) {
+	attrs := uint16(b[batch.AttributesPos])<<8 | uint16(b[batch.AttributesPos+1])
+	attrs |= 1 << 3
+	b[batch.AttributesPos], b[batch.AttributesPos+1] = byte(attrs>>8), byte(attrs)
+	for i := 0; i < 8; i++ {
+		b[batch.MaxTimestampPos+i] = byte(uint64(now) >> (56 - 8*i))
+	}
+	crc := batch.CRC(b)
+	b[batch.CRCPos], b[batch.CRCPos+1], b[batch.CRCPos+2], b[batch.CRCPos+3] = byte(crc>>24), byte(crc>>16), byte(crc>>8), byte(crc)
+}
+
+// maybeRollLocked starts a new segment when the active one would grow past segment.bytes or is
+// older than segment.ms.
+func (l *Log) maybeRollLocked(incoming int64, cfg *TopicConfig) error {
+	s := l.active()
+	if s.size == 0 {
+		return nil
+	}
+	full := s.size+incoming > cfg.SegmentBytes
+	old := cfg.SegmentMs > 0 && time.Since(s.created) >= cfg.SegmentMs
+	if !full && !old {
+		return nil
+	}
+	return l.rollLocked(cfg)
+}
+
+func (l *Log) rollLocked(cfg *TopicConfig) error {
+	s := l.active()
+	ns, err := openSegment(l.dir, l.leo, cfg, true, l.store.usePread())
+	if err != nil {
+		return fmt.Errorf("roll %s-%d: %w: %v", l.topic, l.partition, ErrStorage, err)
+	}
+	if err := s.seal(); err != nil {
+		l.log.Warn("seal segment", "file", s.path, "err", err)
+	}
+	segs := make([]*segment, len(l.segments), len(l.segments)+1)
+	copy(segs, l.segments)
+	l.segments = append(segs, ns)
+	l.dirDirty = true
+	// The sealed segment must reach the disk whatever the fsync mode, so that recovery only
+	// ever needs to look at the newest segments.
+	l.kickSyncer()
+	return nil
+}
+
+// segmentFor returns the segment holding offset from a snapshot (last with base <= offset).
+func segmentFor(segs []*segment, offset int64) int {
+	i := sort.Search(len(segs), func(i int) bool { return segs[i].base > offset })
+	return i - 1
+}
+
+// partitionDir names a partition directory inside a topic directory.
+func partitionDir(topicDir string, p int32) string {
+	return filepath.Join(topicDir, strconv.Itoa(int(p)))
+}
+
+// writeFileAtomic is a seam for tests.
+var writeFileAtomic = atomicfile.WriteFile

@@ -1,0 +1,316 @@
+package commitlog
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// FsyncMode says when appended data is fsynced.
+type FsyncMode int
+
+const (
+	// FsyncInterval fsyncs every Options.FsyncInterval (and on flush.messages/flush.ms).
+	FsyncInterval FsyncMode = iota
+	// FsyncAlways fsyncs before acknowledging; one fdatasync covers every waiting append.
+	FsyncAlways
+	// FsyncNever leaves flushing to the OS (and to flush.messages/flush.ms).
+	FsyncNever
+)
+
+// ParseFsyncMode parses "always", "interval" or "never".
+func ParseFsyncMode(s string) (FsyncMode, error) {
+	switch s {
+	case "interval", "":
+		return FsyncInterval, nil
+	case "always":
+		return FsyncAlways, nil
+	case "never":
+		return FsyncNever, nil
+	}
+	return 0, fmt.Errorf("fsync mode %q: allowed: always, interval, never", s)
+}
+
+// Options configures a Store. Zero values get defaults: fsync interval mode every second.
+type Options struct {
+	Dir           string            // data directory (required)
+	Fsync         FsyncMode         // default FsyncInterval
+	FsyncInterval time.Duration     // default 1s
+	TopicDefaults map[string]string // Kafka topic config keys applied to every topic
+	Logger        *slog.Logger      // default slog.Default()
+	ForcePread    bool              // use pread for indexes even on 64-bit (tests)
+	MaxPartitions int32             // per topic; default 10000
+}
+
+func (o *Options) validate() error {
+	if o.Dir == "" {
+		return errors.New("commitlog: Options.Dir is required")
+	}
+	if o.FsyncInterval <= 0 {
+		o.FsyncInterval = time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.MaxPartitions <= 0 {
+		o.MaxPartitions = 10000
+	}
+	if err := ValidateTopicConfigs(o.TopicDefaults); err != nil {
+		return fmt.Errorf("topic_defaults: %w", err)
+	}
+	return nil
+}
+
+const (
+	cleanMarker = ".clean_shutdown"
+	lockName    = ".lock"
+	metaName    = "meta.json"
+	topicsDir   = "topics"
+	topicMeta   = "topic.json"
+)
+
+// Store is the set of topics and partition logs in one data directory:
+//
+//	<dir>/meta.json                       cluster id
+//	<dir>/topics/<topic>/topic.json       id, partition count, config overrides
+//	<dir>/topics/<topic>/<p>/%020d.log    segments, with .index and .timeindex
+type Store struct {
+	opts      Options
+	log       *slog.Logger
+	lock      *os.File
+	clusterID string
+
+	mu     sync.RWMutex
+	topics map[string]*Topic
+	byID   map[[16]byte]*Topic
+	closed bool
+
+	chMu sync.Mutex
+	ch   chan struct{}
+}
+
+type storeMeta struct {
+	ClusterID string `json:"cluster_id"`
+}
+
+// Open opens (creating if needed) a data directory and recovers every partition. After an
+// unclean shutdown each partition's newest segments are CRC-scanned and torn tails cut.
+func Open(opts Options) (*Store, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	s := &Store{opts: opts, log: opts.Logger, topics: map[string]*Topic{}, byID: map[[16]byte]*Topic{}, ch: make(chan struct{})}
+	if err := os.MkdirAll(filepath.Join(opts.Dir, topicsDir), 0o755); err != nil {
+		return nil, fmt.Errorf("create data dir %s: %w", opts.Dir, err)
+	}
+	lock, err := os.OpenFile(filepath.Join(opts.Dir, lockName), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open lock file in %s: %w", opts.Dir, err)
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("data dir %s is in use by another agent: %w", opts.Dir, err)
+	}
+	s.lock = lock
+	if err := s.loadMeta(); err != nil {
+		s.lock.Close()
+		return nil, err
+	}
+	clean := s.takeCleanMarker()
+	if err := s.loadTopics(clean); err != nil {
+		s.closeLogs()
+		s.lock.Close()
+		return nil, err
+	}
+	s.log.Info("commit log open", "dir", opts.Dir, "clean_shutdown", clean, "topics", len(s.topics))
+	return s, nil
+}
+
+func (s *Store) usePread() bool { return s.opts.ForcePread || is32bit }
+
+func (s *Store) loadMeta() error {
+	path := filepath.Join(s.opts.Dir, metaName)
+	data, err := os.ReadFile(path)
+	if err == nil {
+		var m storeMeta
+		if err := json.Unmarshal(data, &m); err != nil || m.ClusterID == "" {
+			return fmt.Errorf("read %s: corrupt meta file (%v)", path, err)
+		}
+		s.clusterID = m.ClusterID
+		return nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	id := make([]byte, 16)
+	rand.Read(id)
+	s.clusterID = base64.RawURLEncoding.EncodeToString(id)
+	data, _ = json.Marshal(storeMeta{ClusterID: s.clusterID})
+	return writeFileAtomic(path, data, 0o644)
+}
+
+// takeCleanMarker reports whether the last shutdown was clean and removes the marker, so that a
+// crash from now on is detected.
+func (s *Store) takeCleanMarker() bool {
+	path := filepath.Join(s.opts.Dir, cleanMarker)
+	if _, err := os.Stat(path); err != nil {
+		return false
+	}
+	if err := os.Remove(path); err != nil {
+		s.log.Warn("cannot remove clean shutdown marker; recovering as after a crash", "err", err)
+		return false
+	}
+	if err := syncDir(s.opts.Dir); err != nil {
+		s.log.Warn("sync data dir", "err", err)
+	}
+	return true
+}
+
+func (s *Store) loadTopics(clean bool) error {
+	root := filepath.Join(s.opts.Dir, topicsDir)
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return fmt.Errorf("list topics in %s: %w", root, err)
+	}
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		dir := filepath.Join(root, e.Name())
+		if strings.HasPrefix(e.Name(), ".deleted-") {
+			if err := os.RemoveAll(dir); err != nil {
+				s.log.Warn("remove deleted topic dir", "dir", dir, "err", err)
+			}
+			continue
+		}
+		t, err := s.loadTopic(dir, clean)
+		if err != nil {
+			return err
+		}
+		s.topics[t.name], s.byID[t.id] = t, t
+	}
+	return nil
+}
+
+// Close flushes every partition, closes the files and writes the clean shutdown marker.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	err := s.closeLogs()
+	if err == nil {
+		if werr := writeFileAtomic(filepath.Join(s.opts.Dir, cleanMarker), []byte("clean\n"), 0o644); werr != nil {
+			err = werr
+		}
+	} else {
+		s.log.Error("shutdown was not clean; the next start recovers", "err", err)
+	}
+	s.notifyChanged()
+	s.lock.Close()
+	return err
+}
+
+func (s *Store) closeLogs() error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var first error
+	for _, t := range s.topics {
+		for _, l := range t.parts {
+			if err := l.close(); err != nil && first == nil {
+				first = fmt.Errorf("close %s-%d: %w", t.name, l.partition, err)
+			}
+		}
+	}
+	return first
+}
+
+// ClusterID is the data directory's cluster id, made on first start.
+func (s *Store) ClusterID() string { return s.clusterID }
+
+// Dir is the data directory.
+func (s *Store) Dir() string { return s.opts.Dir }
+
+// Changed returns a channel closed when any partition's high watermark next advances.
+func (s *Store) Changed() <-chan struct{} {
+	s.chMu.Lock()
+	defer s.chMu.Unlock()
+	return s.ch
+}
+
+func (s *Store) notifyChanged() {
+	s.chMu.Lock()
+	close(s.ch)
+	s.ch = make(chan struct{})
+	s.chMu.Unlock()
+}
+
+// Topic returns the named topic, or nil.
+func (s *Store) Topic(name string) *Topic {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.topics[name]
+}
+
+// TopicByID returns the topic with that id, or nil.
+func (s *Store) TopicByID(id [16]byte) *Topic {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.byID[id]
+}
+
+// Topics lists all topics sorted by name.
+func (s *Store) Topics() []*Topic {
+	s.mu.RLock()
+	out := make([]*Topic, 0, len(s.topics))
+	for _, t := range s.topics {
+		out = append(out, t)
+	}
+	s.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}
+
+// ValidateTopicName applies Kafka's rules: 1–249 characters of [a-zA-Z0-9._-], not "." or "..".
+func ValidateTopicName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("%w: empty name", ErrInvalidTopic)
+	case name == "." || name == "..":
+		return fmt.Errorf("%w: %q is not allowed", ErrInvalidTopic, name)
+	case len(name) > 249:
+		return fmt.Errorf("%w: %q is %d characters (max 249)", ErrInvalidTopic, name[:20]+"...", len(name))
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return fmt.Errorf("%w: %q contains %q (allowed: ASCII letters, digits, '.', '_', '-')", ErrInvalidTopic, name, c)
+		}
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+func hexID(id [16]byte) string { return hex.EncodeToString(id[:]) }
