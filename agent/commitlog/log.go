@@ -30,20 +30,20 @@ type Log struct {
 	cfg       atomic.Pointer[TopicConfig]
 	log       *slog.Logger
 
-	mu        sync.RWMutex
-	segments  []*segment // sorted by base; replaced, never mutated in place
-	logStart  int64
-	leo       int64 // log end offset: next offset to assign
-	hw        int64 // high watermark: consumers see offsets below it
-	hwSeg     *segment
-	hwPos     int64         // position in hwSeg that corresponds to hw
-	hwCh      chan struct{} // closed when hw advances
-	flushed   int64         // offsets below it are fsynced
-	unflushed int64         // records appended since the last fsync
-	dirtySince time.Time    // when the oldest unflushed append happened
-	dirDirty  bool          // a segment was created since the last fsync
-	closed    bool
-	epoch     int32
+	mu         sync.RWMutex
+	segments   []*segment // sorted by base; replaced, never mutated in place
+	logStart   int64
+	leo        int64 // log end offset: next offset to assign
+	hw         int64 // high watermark: consumers see offsets below it
+	hwSeg      *segment
+	hwPos      int64         // position in hwSeg that corresponds to hw
+	hwCh       chan struct{} // closed when hw advances
+	flushed    int64         // offsets below it are fsynced
+	unflushed  int64         // records appended since the last fsync
+	dirtySince time.Time     // when the oldest unflushed append happened
+	dirDirty   bool          // a segment was created since the last fsync
+	closed     bool
+	epoch      int32
 
 	syncCh chan struct{} // wakes the syncer
 	stop   chan struct{}
@@ -132,6 +132,8 @@ func (l *Log) recover(clean bool) error {
 		}
 		if cut > 0 {
 			l.log.Warn("recovery truncated a torn or corrupt tail", "file", s.path, "position", s.size, "bytes_cut", cut, "reason", reason.Error())
+			l.store.metrics.recoveryCuts.Add(1)
+			l.store.metrics.recoveryBytes.Add(cut)
 			// Offsets must stay dense: everything after a cut segment goes too.
 			for _, later := range l.segments[i+1:] {
 				l.log.Warn("recovery removed a segment after a truncated one", "file", later.path, "bytes_cut", later.size)
@@ -322,6 +324,10 @@ func (l *Log) appendLocked(records []byte, headers []batch.Header, cfg *TopicCon
 		s.created = time.Now()
 	}
 	s.size, s.next, l.leo = pos, next, next
+	m := &l.store.metrics
+	m.appendBatches.Add(int64(len(headers)))
+	m.appendRecords.Add(numRecords)
+	m.appendBytes.Add(int64(len(records)))
 	res.LastOffset, res.LogStartOffset = next-1, l.logStart
 	if l.unflushed == 0 {
 		l.dirtySince = time.Now()

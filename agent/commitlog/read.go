@@ -1,6 +1,7 @@
 package commitlog
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/samsa-io/samsa/agent/commitlog/batch"
@@ -55,6 +56,10 @@ func (l *Log) Read(offset, maxBytes int64, minOne bool, limit ReadLimit) (ReadRe
 		}
 		r, ok, err := readSegment(s, offset, end, maxBytes, minOne)
 		if err != nil {
+			if errors.Is(err, ErrCorrupt) {
+				l.store.metrics.corruptReads.Add(1)
+				l.log.Error("refusing to serve corrupt data", "err", err)
+			}
 			release()
 			return res, err
 		}
@@ -91,7 +96,7 @@ func readSegment(s *segment, offset, end, maxBytes int64, minOne bool) (FileRang
 		case at > start:
 			stop = at // serve the good batches before the damage; the next read reports it
 		default:
-			return FileRange{}, false, err
+			return FileRange{}, false, err // counted by the caller
 		}
 	}
 	return FileRange{File: s.file, Pos: start, Len: stop - start}, true, nil

@@ -99,6 +99,8 @@ type Store struct {
 
 	chMu sync.Mutex
 	ch   chan struct{}
+
+	metrics storeMetrics
 }
 
 type storeMeta struct {

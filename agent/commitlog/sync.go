@@ -88,7 +88,10 @@ func (l *Log) Flush() error {
 	var err error
 	for _, s := range todo {
 		if err == nil {
-			if e := datasync(s.file); e != nil {
+			start := time.Now()
+			e := datasync(s.file)
+			l.store.metrics.observeFsync(start)
+			if e != nil {
 				err = fmt.Errorf("fsync %s: %w: %v", s.path, ErrStorage, e)
 			}
 		}

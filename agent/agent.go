@@ -1,0 +1,202 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/samsa-io/samsa/agent/commitlog"
+	"github.com/samsa-io/samsa/agent/kafka"
+)
+
+// Agent is one running samsa node: the commit log, the Kafka listener and the HTTP endpoint.
+type Agent struct {
+	cfg   Config
+	log   *slog.Logger
+	store *commitlog.Store
+	kafka *kafka.Server
+
+	kafkaLn net.Listener
+	httpLn  net.Listener
+	httpSrv *http.Server
+	serveCh chan error
+	ready   atomic.Bool
+	started time.Time
+}
+
+// New checks cfg and prepares an agent; nothing is opened until Start.
+func New(cfg Config, log *slog.Logger) (*Agent, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Agent{cfg: cfg, log: log, serveCh: make(chan error, 2)}, nil
+}
+
+// Start opens the data directory, recovers the log and binds the listeners. It returns once the
+// agent is ready to serve (GET /healthz answers 200 from then on).
+func (a *Agent) Start() error {
+	a.started = time.Now()
+	mode, err := commitlog.ParseFsyncMode(a.cfg.Fsync)
+	if err != nil {
+		return fmt.Errorf("config key \"fsync\": %w", err)
+	}
+	if err := a.startHTTP(); err != nil {
+		return err
+	}
+	store, err := commitlog.Open(commitlog.Options{
+		Dir:           a.cfg.DataDir,
+		Fsync:         mode,
+		FsyncInterval: a.cfg.FsyncInterval.Duration(),
+		TopicDefaults: a.cfg.TopicDefaults,
+		Logger:        a.log.With("component", "commitlog"),
+	})
+	if err != nil {
+		a.httpSrv.Close()
+		return fmt.Errorf("open data dir: %w", err)
+	}
+	a.store = store
+	if err := a.startKafka(); err != nil {
+		a.httpSrv.Close()
+		store.Close()
+		return err
+	}
+	a.ready.Store(true)
+	a.log.Info("samsa agent ready", "kafka", a.KafkaAddr(), "http", a.HTTPAddr(), "data_dir", a.cfg.DataDir,
+		"fsync", a.cfg.Fsync, "startup", time.Since(a.started).Round(time.Millisecond))
+	return nil
+}
+
+func (a *Agent) startKafka() error {
+	ln, err := net.Listen("tcp", a.cfg.KafkaAddr)
+	if err != nil {
+		return fmt.Errorf("kafka listener on %s: %w", a.cfg.KafkaAddr, err)
+	}
+	adv := a.cfg.AdvertisedAddr
+	if adv == "" {
+		adv = ln.Addr().String()
+	}
+	host, portStr, err := net.SplitHostPort(adv)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("config key \"advertised_addr\": %q: %w", adv, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port <= 0 || port > 65535 {
+		ln.Close()
+		return fmt.Errorf("config key \"advertised_addr\": invalid port in %q", adv)
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		a.log.Warn("kafka listener binds all interfaces but advertised_addr is not set; clients are told "+host,
+			"hint", "set advertised_addr to an address clients can reach")
+	}
+	srv, err := kafka.NewServer(kafka.Options{
+		Store:             a.store,
+		NodeID:            a.cfg.NodeID,
+		AdvertisedHost:    host,
+		AdvertisedPort:    int32(port),
+		AutoCreateTopics:  a.cfg.AutoCreateTopics,
+		DefaultPartitions: a.cfg.DefaultPartitions,
+		MaxRequestBytes:   a.cfg.SocketRequestMaxBytes,
+		MaxConnections:    a.cfg.MaxConnections,
+		Logger:            a.log.With("component", "kafka"),
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	a.kafka, a.kafkaLn = srv, ln
+	go func() { a.serveCh <- srv.Serve(ln) }()
+	return nil
+}
+
+func (a *Agent) startHTTP() error {
+	ln, err := net.Listen("tcp", a.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("http listener on %s: %w", a.cfg.HTTPAddr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", a.handleHealth)
+	mux.HandleFunc("GET /metrics", a.handleMetrics)
+	a.httpLn = ln
+	a.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := a.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("http server", "err", err)
+		}
+	}()
+	return nil
+}
+
+// KafkaAddr is the bound Kafka listener address (useful when kafka_addr used port 0).
+func (a *Agent) KafkaAddr() string {
+	if a.kafkaLn == nil {
+		return ""
+	}
+	return a.kafkaLn.Addr().String()
+}
+
+// HTTPAddr is the bound HTTP listener address.
+func (a *Agent) HTTPAddr() string {
+	if a.httpLn == nil {
+		return ""
+	}
+	return a.httpLn.Addr().String()
+}
+
+// Store is the agent's commit log (tests and admin tools inspect it).
+func (a *Agent) Store() *commitlog.Store { return a.store }
+
+// Shutdown stops accepting, finishes in-flight requests, flushes the log and writes the clean
+// shutdown marker.
+func (a *Agent) Shutdown(ctx context.Context) error {
+	a.ready.Store(false)
+	a.log.Info("samsa agent shutting down")
+	var errs []error
+	if a.kafka != nil {
+		if err := a.kafka.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("kafka server: %w", err))
+		}
+	}
+	if a.store != nil {
+		if err := a.store.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("commit log: %w", err))
+		}
+	}
+	if a.httpSrv != nil {
+		a.httpSrv.Shutdown(ctx)
+	}
+	if len(errs) == 0 {
+		a.log.Info("samsa agent stopped cleanly")
+	}
+	return errors.Join(errs...)
+}
+
+// Run starts an agent and serves until ctx is cancelled, then shuts it down cleanly.
+func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	a, err := New(cfg, log)
+	if err != nil {
+		return err
+	}
+	if err := a.Start(); err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-a.serveCh:
+		if err != nil {
+			a.log.Error("kafka listener failed", "err", err)
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return a.Shutdown(sctx)
+}

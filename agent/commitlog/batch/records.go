@@ -1,0 +1,284 @@
+package batch
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"sync"
+)
+
+// RecordHeader is one header of a record. Key is never null on the wire; a
+// nil Value is a null value.
+type RecordHeader struct {
+	Key   string
+	Value []byte
+}
+
+// Record is one record of a batch as Records hands it out.
+type Record struct {
+	Attributes     int8
+	TimestampDelta int64
+	OffsetDelta    int32
+	Key            []byte // nil for a null key
+	Value          []byte // nil for a null value (tombstone)
+	Headers        []RecordHeader
+	// Offset and Timestamp are filled by iteration: base+delta (absolute).
+	Offset    int64
+	Timestamp int64
+}
+
+// corruptf wraps ErrCorrupt with a formatted detail.
+func corruptf(format string, args ...any) error {
+	return fmt.Errorf(format+": %w", append(args, ErrCorrupt)...)
+}
+
+// varint decodes a zigzag varint like binary.Varint, with the one-byte case
+// (most lengths and deltas) small enough to inline.
+func varint(p []byte) (int64, int) {
+	if len(p) > 0 && p[0] < 0x80 {
+		return int64(p[0]>>1) ^ -int64(p[0]&1), 1
+	}
+	return binary.Varint(p)
+}
+
+// readVarint decodes a zigzag varint that must fit in an int32.
+func readVarint(p []byte) (int32, []byte, bool) {
+	v, n := varint(p)
+	if n <= 0 || v < math.MinInt32 || v > math.MaxInt32 {
+		return 0, p, false
+	}
+	return int32(v), p[n:], true
+}
+
+// readBytes decodes a varint length and that many bytes; length -1 is null
+// (nil) when nullable. The returned slice's capacity ends at its length.
+func readBytes(p []byte, nullable bool) ([]byte, []byte, error) {
+	n, p, ok := readVarint(p)
+	if !ok {
+		return nil, p, corruptf("bad length varint")
+	}
+	if n < 0 {
+		if n == -1 && nullable {
+			return nil, p, nil
+		}
+		return nil, p, corruptf("invalid length %d", n)
+	}
+	if int(n) > len(p) {
+		return nil, p, corruptf("length %d exceeds the %d bytes left", n, len(p))
+	}
+	return p[:n:n], p[n:], nil
+}
+
+// parseRecord decodes the record at the start of p into r and returns the
+// bytes after it. With keepHeaders false, headers are checked but not stored
+// (r.Headers is left empty), which keeps Validate allocation-free.
+func parseRecord(p []byte, r *Record, keepHeaders bool) ([]byte, error) {
+	length, p, ok := readVarint(p)
+	if !ok {
+		return p, corruptf("bad record length varint")
+	}
+	if length < 0 || int(length) > len(p) {
+		return p, corruptf("record length %d, %d bytes left", length, len(p))
+	}
+	body, rest := p[:length], p[length:]
+	if len(body) < 1 {
+		return rest, corruptf("empty record body")
+	}
+	r.Attributes = int8(body[0])
+	body = body[1:]
+	ts, n := varint(body)
+	if n <= 0 {
+		return rest, corruptf("bad timestamp delta varint")
+	}
+	r.TimestampDelta = ts
+	body = body[n:]
+	if r.OffsetDelta, body, ok = readVarint(body); !ok {
+		return rest, corruptf("bad offset delta varint")
+	}
+	var err error
+	if r.Key, body, err = readBytes(body, true); err != nil {
+		return rest, fmt.Errorf("key: %w", err)
+	}
+	if r.Value, body, err = readBytes(body, true); err != nil {
+		return rest, fmt.Errorf("value: %w", err)
+	}
+	count, body, ok := readVarint(body)
+	if !ok {
+		return rest, corruptf("bad header count varint")
+	}
+	// Each header takes at least two bytes, which bounds the loop by the input.
+	if count < 0 || int(count) > len(body)/2 {
+		return rest, corruptf("header count %d, %d bytes left", count, len(body))
+	}
+	r.Headers = r.Headers[:0]
+	for i := range int(count) {
+		var k, v []byte
+		if k, body, err = readBytes(body, false); err != nil {
+			return rest, fmt.Errorf("header %d key: %w", i, err)
+		}
+		if v, body, err = readBytes(body, true); err != nil {
+			return rest, fmt.Errorf("header %d value: %w", i, err)
+		}
+		if keepHeaders {
+			r.Headers = append(r.Headers, RecordHeader{Key: string(k), Value: v})
+		}
+	}
+	if len(body) != 0 {
+		return rest, corruptf("%d bytes after the record's headers", len(body))
+	}
+	return rest, nil
+}
+
+// recordWalker walks the (uncompressed) records area of the batch with
+// header h, checking that there are exactly h.NumRecords records, that offset
+// deltas strictly increase from >= 0 and that the last one equals
+// h.LastOffsetDelta. It never retains the Record it fills, so a caller's
+// stack Record stays on the stack.
+type recordWalker struct {
+	h     Header // a copy: a pointer would force the caller's header to the heap
+	data  []byte
+	prev  int64
+	count int32
+}
+
+// next parses the next record into r; it returns false at the end of the data.
+func (w *recordWalker) next(r *Record, keepHeaders bool) (bool, error) {
+	if len(w.data) == 0 {
+		return false, nil
+	}
+	if w.count >= w.h.NumRecords {
+		return false, corruptf("%d bytes after the %d records the header announces", len(w.data), w.h.NumRecords)
+	}
+	var err error
+	if w.data, err = parseRecord(w.data, r, keepHeaders); err != nil {
+		return false, fmt.Errorf("record %d: %w", w.count, err)
+	}
+	if int64(r.OffsetDelta) <= w.prev {
+		return false, corruptf("record %d: offset delta %d not above previous %d", w.count, r.OffsetDelta, w.prev)
+	}
+	w.prev = int64(r.OffsetDelta)
+	w.count++
+	return true, nil
+}
+
+// finish checks the totals once next has returned false without error.
+func (w *recordWalker) finish() error {
+	if w.count != w.h.NumRecords {
+		return corruptf("found %d records, header says %d", w.count, w.h.NumRecords)
+	}
+	if w.count > 0 && w.prev != int64(w.h.LastOffsetDelta) {
+		return corruptf("last offset delta %d, header says %d", w.prev, w.h.LastOffsetDelta)
+	}
+	return nil
+}
+
+// checkRecords walks data like Records does, without handing records out.
+func checkRecords(h *Header, data []byte) error {
+	w := recordWalker{h: *h, data: data, prev: -1}
+	var r Record
+	for {
+		ok, err := w.next(&r, false)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return w.finish()
+		}
+	}
+}
+
+// walkRecords walks data and calls fn for each record, with Offset,
+// Timestamp and Headers filled. An error from fn comes back as a callbackError.
+func walkRecords(h *Header, data []byte, r *Record, fn func(*Record) error) error {
+	w := recordWalker{h: *h, data: data, prev: -1}
+	for {
+		ok, err := w.next(r, true)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return w.finish()
+		}
+		r.Offset = h.BaseOffset + int64(r.OffsetDelta)
+		if h.LogAppendTime() {
+			r.Timestamp = h.MaxTimestamp
+		} else {
+			r.Timestamp = h.FirstTimestamp + r.TimestampDelta
+		}
+		if fn != nil {
+			if err := fn(r); err != nil {
+				return callbackError{err}
+			}
+		}
+	}
+}
+
+// callbackError carries an error returned by the caller's fn, which Records
+// passes through unwrapped.
+type callbackError struct{ err error }
+
+func (e callbackError) Error() string { return e.err.Error() }
+
+// maxPooledBuf is the largest decompression buffer kept for reuse; bigger
+// ones are left to the garbage collector so a rare huge batch does not pin
+// memory on a small device.
+const maxPooledBuf = 4 << 20
+
+// recordsState is the per-call state of Records, pooled so that iterating a
+// batch allocates nothing in the steady state.
+type recordsState struct {
+	rec Record
+	buf []byte
+}
+
+var recordsPool = sync.Pool{New: func() any { return new(recordsState) }}
+
+// Records iterates the records of the batch b, decompressing it as needed
+// (gzip, snappy raw or xerial-framed, lz4, zstd). fn gets each record in
+// order; the Record, its slices and its Headers slice alias internal buffers
+// that are valid only during the call (copy what you keep; header keys are
+// ordinary strings). With LogAppendTime batches, Timestamp is MaxTimestamp
+// for every record. An error from fn stops the iteration and is returned as is.
+//
+// b must start with one complete batch; bytes after it are ignored. Records
+// checks the framing, the record count and the offset deltas like Validate,
+// but not the CRC: call Validate first on untrusted bytes.
+func Records(b []byte, fn func(r *Record) error) error {
+	h, err := ParseHeader(b)
+	if err != nil {
+		return fmt.Errorf("records: %w", err)
+	}
+	if len(b) < h.Size() {
+		return fmt.Errorf("records: have %d bytes, batch is %d: %w", len(b), h.Size(), ErrTruncated)
+	}
+	if h.NumRecords < 0 {
+		return fmt.Errorf("records: negative record count %d: %w", h.NumRecords, ErrCorrupt)
+	}
+	data := b[HeaderSize:h.Size()]
+	st := recordsPool.Get().(*recordsState)
+	defer func() {
+		clear(st.rec.Headers[:cap(st.rec.Headers)]) // drop references into caller memory
+		st.rec = Record{Headers: st.rec.Headers[:0]}
+		if cap(st.buf) > maxPooledBuf {
+			st.buf = nil
+		}
+		recordsPool.Put(st)
+	}()
+	if c := h.Codec(); c != CodecNone {
+		if h.NumRecords == 0 {
+			return nil // nothing to decode; an empty compressed blob need not be well-formed
+		}
+		st.buf, err = Decompress(c, data, st.buf[:0])
+		if err != nil {
+			return fmt.Errorf("records at offset %d: %w", h.BaseOffset, err)
+		}
+		data = st.buf
+	}
+	if err := walkRecords(&h, data, &st.rec, fn); err != nil {
+		if ce, ok := err.(callbackError); ok {
+			return ce.err
+		}
+		return fmt.Errorf("records at offset %d: %w", h.BaseOffset, err)
+	}
+	return nil
+}
