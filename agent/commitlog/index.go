@@ -74,13 +74,6 @@ func (x *indexFile) len() int { return int(x.n.Load()) }
 // reset forgets all entries (used when rebuilding from the log).
 func (x *indexFile) reset() { x.n.Store(0) }
 
-// truncateTo keeps the first n entries.
-func (x *indexFile) truncateTo(n int) {
-	if n < x.len() {
-		x.n.Store(int64(n))
-	}
-}
-
 // append adds an entry; it reports false when the index is full (the index is sparse, so a
 // full index only makes lookups scan further).
 func (x *indexFile) append(entry []byte) (bool, error) {

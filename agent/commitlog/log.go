@@ -369,7 +369,7 @@ func (l *Log) maybeRollLocked(incoming int64, cfg *TopicConfig) error {
 		return nil
 	}
 	full := s.size+incoming > cfg.SegmentBytes
-	old := cfg.SegmentMs > 0 && time.Since(s.created) >= cfg.SegmentMs
+	old := cfg.SegmentAge > 0 && time.Since(s.created) >= cfg.SegmentAge
 	if !full && !old {
 		return nil
 	}

@@ -40,7 +40,7 @@ func (l *Log) tickInterval() time.Duration {
 	if l.store.opts.Fsync == FsyncInterval && l.store.opts.FsyncInterval > 0 {
 		d = l.store.opts.FsyncInterval
 	}
-	if fm := l.config().FlushMs; fm > 0 && fm < d {
+	if fm := l.config().FlushAge; fm > 0 && fm < d {
 		d = fm
 	}
 	if d < time.Millisecond {
@@ -59,7 +59,7 @@ func (l *Log) flushDue() bool {
 	if l.store.opts.Fsync == FsyncInterval {
 		return true
 	}
-	fm := l.config().FlushMs
+	fm := l.config().FlushAge
 	return fm > 0 && time.Since(l.dirtySince) >= fm
 }
 

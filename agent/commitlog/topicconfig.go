@@ -15,11 +15,11 @@ type TopicConfig struct {
 	RetentionMs            int64         // retention.ms (-1: forever)
 	RetentionBytes         int64         // retention.bytes per partition (-1: unlimited)
 	SegmentBytes           int64         // segment.bytes
-	SegmentMs              time.Duration // segment.ms
+	SegmentAge             time.Duration // segment.ms
 	SegmentIndexBytes      int64         // segment.index.bytes: cap on each index file
 	IndexIntervalBytes     int64         // index.interval.bytes
 	FlushMessages          int64         // flush.messages: fsync after this many unflushed records
-	FlushMs                time.Duration // flush.ms: fsync when the oldest unflushed data is this old
+	FlushAge               time.Duration // flush.ms: fsync when the oldest unflushed data is this old
 	MaxMessageBytes        int32         // max.message.bytes: largest batch accepted
 	LogAppendTime          bool          // message.timestamp.type=LogAppendTime
 	MinInsyncReplicas      int32         // min.insync.replicas
@@ -100,7 +100,7 @@ var configKeys = []configKey{
 	{"segment.bytes", typeInt, "33554432", "segment file size at which the log rolls", intRange(1024, math.MaxInt32),
 		func(c *TopicConfig, v string) { c.SegmentBytes = mustInt(v) }},
 	{"segment.ms", typeLong, "604800000", "age at which the active segment rolls", intRange(1, math.MaxInt64),
-		func(c *TopicConfig, v string) { c.SegmentMs = msDuration(v) }},
+		func(c *TopicConfig, v string) { c.SegmentAge = msDuration(v) }},
 	{"segment.index.bytes", typeInt, "10485760", "maximum size of each index file", intRange(64, math.MaxInt32),
 		func(c *TopicConfig, v string) { c.SegmentIndexBytes = mustInt(v) }},
 	{"index.interval.bytes", typeInt, "4096", "bytes of log between offset index entries", intRange(0, math.MaxInt32),
@@ -108,7 +108,7 @@ var configKeys = []configKey{
 	{"flush.messages", typeLong, "9223372036854775807", "fsync after this many records (agent fsync mode still applies)", intRange(1, math.MaxInt64),
 		func(c *TopicConfig, v string) { c.FlushMessages = mustInt(v) }},
 	{"flush.ms", typeLong, "9223372036854775807", "fsync when unflushed data is this old, in ms", intRange(0, math.MaxInt64),
-		func(c *TopicConfig, v string) { c.FlushMs = msDuration(v) }},
+		func(c *TopicConfig, v string) { c.FlushAge = msDuration(v) }},
 	{"max.message.bytes", typeInt, "1048588", "largest record batch accepted", intRange(0, math.MaxInt32),
 		func(c *TopicConfig, v string) { c.MaxMessageBytes = int32(mustInt(v)) }},
 	{"message.timestamp.type", typeString, "CreateTime", "CreateTime or LogAppendTime", oneOf("CreateTime", "LogAppendTime"),

@@ -1,9 +1,7 @@
 package batch
 
 import (
-	"encoding/binary"
 	"fmt"
-	"math"
 	"sync"
 )
 
@@ -32,99 +30,114 @@ func corruptf(format string, args ...any) error {
 	return fmt.Errorf(format+": %w", append(args, ErrCorrupt)...)
 }
 
-// varint decodes a zigzag varint like binary.Varint, with the one-byte case
-// (most lengths and deltas) small enough to inline.
-func varint(p []byte) (int64, int) {
-	if len(p) > 0 && p[0] < 0x80 {
-		return int64(p[0]>>1) ^ -int64(p[0]&1), 1
-	}
-	return binary.Varint(p)
+// decoder reads zigzag varints and length-prefixed fields from p, starting
+// at i. The one-byte varint (most lengths and deltas) is decoded inline;
+// longer ones take the slow path. On malformed input bad is set, and reads
+// after that return zero values.
+type decoder struct {
+	p   []byte
+	i   int
+	bad bool
 }
 
-// readVarint decodes a zigzag varint that must fit in an int32.
-func readVarint(p []byte) (int32, []byte, bool) {
-	v, n := varint(p)
-	if n <= 0 || v < math.MinInt32 || v > math.MaxInt32 {
-		return 0, p, false
+// varlong decodes a zigzag varint of up to 64 bits.
+func (d *decoder) varlong() int64 {
+	if i := d.i; uint(i) < uint(len(d.p)) && d.p[i] < 0x80 {
+		d.i = i + 1
+		return int64(d.p[i]>>1) ^ -int64(d.p[i]&1)
 	}
-	return int32(v), p[n:], true
+	return d.varlongSlow()
 }
 
-// readBytes decodes a varint length and that many bytes; length -1 is null
-// (nil) when nullable. The returned slice's capacity ends at its length.
-func readBytes(p []byte, nullable bool) ([]byte, []byte, error) {
-	n, p, ok := readVarint(p)
-	if !ok {
-		return nil, p, corruptf("bad length varint")
-	}
-	if n < 0 {
-		if n == -1 && nullable {
-			return nil, p, nil
+func (d *decoder) varlongSlow() int64 {
+	var x uint64
+	for shift, j := uint(0), d.i; j < len(d.p) && shift < 64; shift, j = shift+7, j+1 {
+		b := d.p[j]
+		if b < 0x80 {
+			if shift == 63 && b > 1 {
+				break // overflows 64 bits
+			}
+			d.i = j + 1
+			x |= uint64(b) << shift
+			return int64(x>>1) ^ -int64(x&1)
 		}
-		return nil, p, corruptf("invalid length %d", n)
+		x |= uint64(b&0x7f) << shift
 	}
-	if int(n) > len(p) {
-		return nil, p, corruptf("length %d exceeds the %d bytes left", n, len(p))
+	d.bad = true
+	return 0
+}
+
+// varint decodes a zigzag varint that must fit in an int32.
+func (d *decoder) varint() int32 {
+	v := d.varlong()
+	if v != int64(int32(v)) {
+		d.bad = true
+		return 0
 	}
-	return p[:n:n], p[n:], nil
+	return int32(v)
+}
+
+// bytes reads a varint length and that many bytes; length -1 is null (nil)
+// when nullable. The slice's capacity ends at its length, so appending to it
+// cannot clobber the bytes after it.
+func (d *decoder) bytes(nullable bool) []byte {
+	n := d.varint()
+	switch {
+	case d.bad:
+		return nil
+	case n >= 0 && int(n) <= len(d.p)-d.i:
+		start := d.i
+		d.i += int(n)
+		return d.p[start:d.i:d.i]
+	case n == -1 && nullable:
+		return nil
+	}
+	d.bad = true
+	return nil
 }
 
 // parseRecord decodes the record at the start of p into r and returns the
 // bytes after it. With keepHeaders false, headers are checked but not stored
 // (r.Headers is left empty), which keeps Validate allocation-free.
 func parseRecord(p []byte, r *Record, keepHeaders bool) ([]byte, error) {
-	length, p, ok := readVarint(p)
-	if !ok {
-		return p, corruptf("bad record length varint")
+	d := decoder{p: p}
+	length := d.varint()
+	if d.bad || length < 1 || int(length) > len(p)-d.i {
+		return p, corruptf("record length %d (bad varint %v), %d bytes left", length, d.bad, len(p)-d.i)
 	}
-	if length < 0 || int(length) > len(p) {
-		return p, corruptf("record length %d, %d bytes left", length, len(p))
+	rest := p[d.i+int(length):]
+	d.p = p[:d.i+int(length)]
+	r.Attributes = int8(d.p[d.i])
+	d.i++
+	r.TimestampDelta = d.varlong()
+	r.OffsetDelta = d.varint()
+	if d.bad {
+		return rest, corruptf("bad timestamp or offset delta")
 	}
-	body, rest := p[:length], p[length:]
-	if len(body) < 1 {
-		return rest, corruptf("empty record body")
+	if r.Key = d.bytes(true); d.bad {
+		return rest, corruptf("bad key")
 	}
-	r.Attributes = int8(body[0])
-	body = body[1:]
-	ts, n := varint(body)
-	if n <= 0 {
-		return rest, corruptf("bad timestamp delta varint")
+	if r.Value = d.bytes(true); d.bad {
+		return rest, corruptf("bad value")
 	}
-	r.TimestampDelta = ts
-	body = body[n:]
-	if r.OffsetDelta, body, ok = readVarint(body); !ok {
-		return rest, corruptf("bad offset delta varint")
-	}
-	var err error
-	if r.Key, body, err = readBytes(body, true); err != nil {
-		return rest, fmt.Errorf("key: %w", err)
-	}
-	if r.Value, body, err = readBytes(body, true); err != nil {
-		return rest, fmt.Errorf("value: %w", err)
-	}
-	count, body, ok := readVarint(body)
-	if !ok {
-		return rest, corruptf("bad header count varint")
-	}
+	count := d.varint()
 	// Each header takes at least two bytes, which bounds the loop by the input.
-	if count < 0 || int(count) > len(body)/2 {
-		return rest, corruptf("header count %d, %d bytes left", count, len(body))
+	if d.bad || count < 0 || int(count) > (len(d.p)-d.i)/2 {
+		return rest, corruptf("header count %d, %d bytes left", count, len(d.p)-d.i)
 	}
 	r.Headers = r.Headers[:0]
 	for i := range int(count) {
-		var k, v []byte
-		if k, body, err = readBytes(body, false); err != nil {
-			return rest, fmt.Errorf("header %d key: %w", i, err)
-		}
-		if v, body, err = readBytes(body, true); err != nil {
-			return rest, fmt.Errorf("header %d value: %w", i, err)
+		k := d.bytes(false)
+		v := d.bytes(true)
+		if d.bad {
+			return rest, corruptf("bad header %d", i)
 		}
 		if keepHeaders {
 			r.Headers = append(r.Headers, RecordHeader{Key: string(k), Value: v})
 		}
 	}
-	if len(body) != 0 {
-		return rest, corruptf("%d bytes after the record's headers", len(body))
+	if d.i != len(d.p) {
+		return rest, corruptf("%d bytes after the record's headers", len(d.p)-d.i)
 	}
 	return rest, nil
 }

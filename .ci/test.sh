@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs what the tests need (Debian packages, Go tools) and runs every check and test:
+# gofmt, go vet, staticcheck, the Go test suite (against real franz-go clients, kcat and
+# subprocess agents) and a short run of every fuzz target. Run as root or with sudo on Debian.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+FUZZTIME=${FUZZTIME:-8s}
+STATICCHECK_VERSION=v0.8.2
+
+log() { printf '\n==> %s\n' "$*"; }
+
+need_pkgs=()
+command -v kcat >/dev/null || need_pkgs+=(kcat)
+command -v nats-server >/dev/null || need_pkgs+=(nats-server)
+command -v strace >/dev/null || need_pkgs+=(strace)
+if ((${#need_pkgs[@]})); then
+  log "installing Debian packages: ${need_pkgs[*]}"
+  SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+fi
+
+log "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go'))
+if [ -n "$unformatted" ]; then echo "not gofmt-formatted:"; echo "$unformatted"; exit 1; fi
+
+log "go vet"
+go vet ./...
+
+log "staticcheck"
+GOBIN_DIR="$(go env GOPATH)/bin"
+if ! "$GOBIN_DIR/staticcheck" -version 2>/dev/null | grep -q "${STATICCHECK_VERSION#v}"; then
+  go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
+fi
+"$GOBIN_DIR/staticcheck" ./...
+
+log "go test"
+go test -count=1 -timeout 20m ./...
+
+log "fuzz targets ($FUZZTIME each)"
+for pkg in $(go list ./...); do
+  dir=$(go list -f '{{.Dir}}' "$pkg")
+  for fz in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //' | sort -u); do
+    echo "fuzz $pkg $fz"
+    go test -run '^$' -fuzz "^${fz}\$" -fuzztime "$FUZZTIME" "$pkg" >/tmp/samsa-fuzz.log 2>&1 || { cat /tmp/samsa-fuzz.log; exit 1; }
+  done
+done
+log "all checks passed"
