@@ -49,7 +49,7 @@ func TestCrashKill9UnderLoad(t *testing.T) {
 		go func() {
 			defer close(done)
 			for i := 0; ctx.Err() == nil; i++ {
-				val := fmt.Sprintf("c%d-r%d-%s", cycle, i, strings.Repeat("x", rng.IntN(200)))
+				val := fmt.Sprintf("c%d-r%d-%s", cycle, i, strings.Repeat("x", (i*7919)%200))
 				cl.Produce(ctx, &kgo.Record{Topic: topic, Value: []byte(val)}, func(r *kgo.Record, err error) {
 					if err != nil {
 						return // not acknowledged: may or may not be in the log

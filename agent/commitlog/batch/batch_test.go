@@ -127,6 +127,15 @@ func TestParseHeaderAndPeekSize(t *testing.T) {
 	if _, size, err := PeekSize(short); err != nil || size != HeaderSize {
 		t.Fatalf("PeekSize length 49: %d %v", size, err)
 	}
+	// The largest length whose total size still fits an int32 (32-bit ARM's int).
+	binary.BigEndian.PutUint32(short[LengthPos:], 0x7fffffff-12)
+	if _, size, err := PeekSize(short); err != nil || size != 0x7fffffff {
+		t.Fatalf("PeekSize max length: %d %v", size, err)
+	}
+	binary.BigEndian.PutUint32(short[LengthPos:], 0x7fffffff-11)
+	if _, _, err := PeekSize(short); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("PeekSize length overflowing int32: %v", err)
+	}
 	binary.BigEndian.PutUint32(short[LengthPos:], 0xffffffff)
 	if _, _, err := PeekSize(short); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("PeekSize length -1: %v", err)
@@ -405,4 +414,43 @@ func legacyMessageSet(magic int8) []byte {
 		}
 	}
 	return out
+}
+
+func TestVarlongAtMatchesBinaryVarint(t *testing.T) {
+	rng := rand.New(rand.NewPCG(41, 42))
+	check := func(p []byte) {
+		t.Helper()
+		want, wn := binary.Varint(p)
+		got, gi := varlongAt(p, 0)
+		if wn <= 0 {
+			if gi != -1 {
+				t.Fatalf("% x: binary.Varint fails (%d), varlongAt gave %d at %d", p, wn, got, gi)
+			}
+			return
+		}
+		if got != want || gi != wn {
+			t.Fatalf("% x: varlongAt = %d,%d; binary.Varint = %d,%d", p, got, gi, want, wn)
+		}
+	}
+	for _, v := range []int64{0, 1, -1, 63, -64, 64, -65, 8191, -8192, 8192, 1 << 31, -1 << 31, 1<<63 - 1, -1 << 63} {
+		p := binary.AppendVarint(nil, v)
+		check(p)
+		check(append(p, 0xff)) // trailing bytes are not consumed
+		for n := range len(p) {
+			check(p[:n]) // truncated
+		}
+	}
+	for range 200000 {
+		p := make([]byte, rng.IntN(12))
+		for i := range p {
+			p[i] = byte(rng.Uint32())
+			if rng.IntN(3) == 0 {
+				p[i] |= 0x80
+			}
+		}
+		check(p)
+	}
+	check(bytes.Repeat([]byte{0x80}, 10))
+	check(append(bytes.Repeat([]byte{0xff}, 9), 0x01))
+	check(append(bytes.Repeat([]byte{0xff}, 9), 0x02))
 }

@@ -150,11 +150,11 @@ func gunzip(src, dst []byte) ([]byte, error) {
 	// The trailer's ISIZE is the size mod 2^32 of the last member: a hint,
 	// capped by deflate's best ratio so a forged value cannot force a big
 	// allocation.
-	hint := 0
+	var hint int64
 	if len(src) >= 18 {
-		hint = min(int(binary.LittleEndian.Uint32(src[len(src)-4:])), 1032*len(src))
+		hint = min(int64(binary.LittleEndian.Uint32(src[len(src)-4:])), 1032*int64(len(src)), MaxDecompressedSize)
 	}
-	return readAppend(&g.zr, dst, hint)
+	return readAppend(&g.zr, dst, int(hint))
 }
 
 // gzipWriterState is a pooled gzip encoder with its output buffer.
@@ -203,7 +203,7 @@ func unlz4(src, dst []byte) ([]byte, error) {
 	}()
 	l.src.Reset(src)
 	l.zr.Reset(&l.src)
-	return readAppend(l.zr, dst, 4*len(src))
+	return readAppend(l.zr, dst, int(min(4*int64(len(src)), MaxDecompressedSize)))
 }
 
 // lz4WriterState is a pooled lz4 frame encoder with its output buffer.

@@ -30,114 +30,102 @@ func corruptf(format string, args ...any) error {
 	return fmt.Errorf(format+": %w", append(args, ErrCorrupt)...)
 }
 
-// decoder reads zigzag varints and length-prefixed fields from p, starting
-// at i. The one-byte varint (most lengths and deltas) is decoded inline;
-// longer ones take the slow path. On malformed input bad is set, and reads
-// after that return zero values.
-type decoder struct {
-	p   []byte
-	i   int
-	bad bool
-}
-
-// varlong decodes a zigzag varint of up to 64 bits.
-func (d *decoder) varlong() int64 {
-	if i := d.i; uint(i) < uint(len(d.p)) && d.p[i] < 0x80 {
-		d.i = i + 1
-		return int64(d.p[i]>>1) ^ -int64(d.p[i]&1)
+// varlongAt decodes the zigzag varint at p[i:] and returns it with the index
+// after it, or with index -1 if it is malformed or runs past p.
+func varlongAt(p []byte, i int) (int64, int) {
+	if uint(i+1) < uint(len(p)) { // fast paths for the common one- and two-byte cases
+		b0 := p[i]
+		if b0 < 0x80 {
+			return int64(b0>>1) ^ -int64(b0&1), i + 1
+		}
+		if b1 := p[i+1]; b1 < 0x80 {
+			x := uint64(b0&0x7f) | uint64(b1)<<7
+			return int64(x>>1) ^ -int64(x&1), i + 2
+		}
 	}
-	return d.varlongSlow()
-}
-
-func (d *decoder) varlongSlow() int64 {
 	var x uint64
-	for shift, j := uint(0), d.i; j < len(d.p) && shift < 64; shift, j = shift+7, j+1 {
-		b := d.p[j]
+	for shift := uint(0); i >= 0 && i < len(p) && shift < 64; shift, i = shift+7, i+1 {
+		b := p[i]
 		if b < 0x80 {
 			if shift == 63 && b > 1 {
 				break // overflows 64 bits
 			}
-			d.i = j + 1
 			x |= uint64(b) << shift
-			return int64(x>>1) ^ -int64(x&1)
+			return int64(x>>1) ^ -int64(x&1), i + 1
 		}
 		x |= uint64(b&0x7f) << shift
 	}
-	d.bad = true
-	return 0
+	return 0, -1
 }
 
-// varint decodes a zigzag varint that must fit in an int32.
-func (d *decoder) varint() int32 {
-	v := d.varlong()
+// varintAt is varlongAt for a value that must fit in an int32.
+func varintAt(p []byte, i int) (int32, int) {
+	v, i := varlongAt(p, i)
 	if v != int64(int32(v)) {
-		d.bad = true
-		return 0
+		return 0, -1
 	}
-	return int32(v)
+	return int32(v), i
 }
 
-// bytes reads a varint length and that many bytes; length -1 is null (nil)
-// when nullable. The slice's capacity ends at its length, so appending to it
-// cannot clobber the bytes after it.
-func (d *decoder) bytes(nullable bool) []byte {
-	n := d.varint()
+// bytesAt reads the varint length at p[i:] and that many bytes; length -1
+// is null (nil) when nullable. It returns index -1 if malformed. The slice's
+// capacity ends at its length, so appending to it cannot clobber what follows.
+func bytesAt(p []byte, i int, nullable bool) ([]byte, int) {
+	n, i := varintAt(p, i)
 	switch {
-	case d.bad:
-		return nil
-	case n >= 0 && int(n) <= len(d.p)-d.i:
-		start := d.i
-		d.i += int(n)
-		return d.p[start:d.i:d.i]
+	case i < 0:
+		return nil, -1
+	case n >= 0 && int(n) <= len(p)-i:
+		return p[i : i+int(n) : i+int(n)], i + int(n)
 	case n == -1 && nullable:
-		return nil
+		return nil, i
 	}
-	d.bad = true
-	return nil
+	return nil, -1
 }
 
 // parseRecord decodes the record at the start of p into r and returns the
 // bytes after it. With keepHeaders false, headers are checked but not stored
 // (r.Headers is left empty), which keeps Validate allocation-free.
 func parseRecord(p []byte, r *Record, keepHeaders bool) ([]byte, error) {
-	d := decoder{p: p}
-	length := d.varint()
-	if d.bad || length < 1 || int(length) > len(p)-d.i {
-		return p, corruptf("record length %d (bad varint %v), %d bytes left", length, d.bad, len(p)-d.i)
+	length, i := varintAt(p, 0)
+	if i < 0 || length < 1 || int(length) > len(p)-i {
+		return p, corruptf("record length %d (varint ok %v), %d bytes left", length, i >= 0, len(p)-max(i, 0))
 	}
-	rest := p[d.i+int(length):]
-	d.p = p[:d.i+int(length)]
-	r.Attributes = int8(d.p[d.i])
-	d.i++
-	r.TimestampDelta = d.varlong()
-	r.OffsetDelta = d.varint()
-	if d.bad {
-		return rest, corruptf("bad timestamp or offset delta")
+	rest := p[i+int(length):]
+	p = p[:i+int(length)]
+	r.Attributes = int8(p[i])
+	if r.TimestampDelta, i = varlongAt(p, i+1); i < 0 {
+		return rest, corruptf("bad timestamp delta")
 	}
-	if r.Key = d.bytes(true); d.bad {
+	if r.OffsetDelta, i = varintAt(p, i); i < 0 {
+		return rest, corruptf("bad offset delta")
+	}
+	if r.Key, i = bytesAt(p, i, true); i < 0 {
 		return rest, corruptf("bad key")
 	}
-	if r.Value = d.bytes(true); d.bad {
+	if r.Value, i = bytesAt(p, i, true); i < 0 {
 		return rest, corruptf("bad value")
 	}
-	count := d.varint()
+	count, i := varintAt(p, i)
 	// Each header takes at least two bytes, which bounds the loop by the input.
-	if d.bad || count < 0 || int(count) > (len(d.p)-d.i)/2 {
-		return rest, corruptf("header count %d, %d bytes left", count, len(d.p)-d.i)
+	if i < 0 || count < 0 || int(count) > (len(p)-i)/2 {
+		return rest, corruptf("header count %d, %d bytes left", count, len(p)-max(i, 0))
 	}
 	r.Headers = r.Headers[:0]
-	for i := range int(count) {
-		k := d.bytes(false)
-		v := d.bytes(true)
-		if d.bad {
-			return rest, corruptf("bad header %d", i)
+	for h := range int(count) {
+		var k, v []byte
+		if k, i = bytesAt(p, i, false); i >= 0 {
+			v, i = bytesAt(p, i, true)
+		}
+		if i < 0 {
+			return rest, corruptf("bad header %d", h)
 		}
 		if keepHeaders {
 			r.Headers = append(r.Headers, RecordHeader{Key: string(k), Value: v})
 		}
 	}
-	if d.i != len(d.p) {
-		return rest, corruptf("%d bytes after the record's headers", len(d.p)-d.i)
+	if i != len(p) {
+		return rest, corruptf("%d bytes after the record's headers", len(p)-i)
 	}
 	return rest, nil
 }

@@ -1,0 +1,47 @@
+package kafka
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/samsa-io/samsa/agent/commitlog"
+)
+
+// Options configures a Server. Zero values get the documented defaults in NewServer.
+type Options struct {
+	Store             *commitlog.Store // required
+	NodeID            int32            // this broker's id; default 0
+	AdvertisedHost    string           // host clients are told to connect to; required
+	AdvertisedPort    int32            // port clients are told to connect to; required
+	AutoCreateTopics  bool             // create unknown topics on Metadata/Produce
+	DefaultPartitions int32            // partitions of auto-created topics; default 1
+	MaxRequestBytes   int32            // socket.request.max.bytes; default 100 MiB
+	MaxConnections    int              // default 1024
+	MaxInFlight       int              // requests queued per connection before reading pauses; default 64
+	Logger            *slog.Logger     // default slog.Default()
+}
+
+func (o *Options) setDefaults() error {
+	if o.Store == nil {
+		return fmt.Errorf("kafka server: Options.Store is required")
+	}
+	if o.AdvertisedHost == "" || o.AdvertisedPort <= 0 {
+		return fmt.Errorf("kafka server: advertised host and port are required (got %q:%d)", o.AdvertisedHost, o.AdvertisedPort)
+	}
+	if o.DefaultPartitions <= 0 {
+		o.DefaultPartitions = 1
+	}
+	if o.MaxRequestBytes <= 0 {
+		o.MaxRequestBytes = 100 << 20
+	}
+	if o.MaxConnections <= 0 {
+		o.MaxConnections = 1024
+	}
+	if o.MaxInFlight <= 0 {
+		o.MaxInFlight = 64
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return nil
+}
