@@ -11,6 +11,7 @@ STATICCHECK_VERSION=v0.8.2
 log() { printf '\n==> %s\n' "$*"; }
 
 need_pkgs=()
+command -v qemu-arm-static >/dev/null || need_pkgs+=(qemu-user-static)
 command -v kcat >/dev/null || need_pkgs+=(kcat)
 command -v nats-server >/dev/null || need_pkgs+=(nats-server)
 command -v strace >/dev/null || need_pkgs+=(strace)

@@ -81,6 +81,12 @@ type agentProcess struct {
 func startAgentProcess(t testing.TB, dir string, env ...string) *agentProcess {
 	t.Helper()
 	cmd := exec.Command(samsaBinary(t), "agent", "--data-dir", dir, "--kafka-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")
+	return startProcess(t, cmd, env...)
+}
+
+// startProcess starts an agent command and waits until it logs that it is ready.
+func startProcess(t testing.TB, cmd *exec.Cmd, env ...string) *agentProcess {
+	t.Helper()
 	cmd.Env = append(os.Environ(), append([]string{"SAMSA_LOG_FORMAT=json"}, env...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

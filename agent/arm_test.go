@@ -1,0 +1,97 @@
+package agent_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// TestArmBinariesUnderQemu cross-builds the agent for 32-bit ARM (armv7: pread indexes) and
+// arm64 (mmap indexes), runs each under qemu-user-static, and produces, consumes, kills -9 and
+// recovers through it with franz-go.
+func TestArmBinariesUnderQemu(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cross-builds take a while")
+	}
+	for _, target := range []struct{ goarch, goarm, qemu string }{
+		{"arm", "7", "qemu-arm-static"},
+		{"arm64", "", "qemu-aarch64-static"},
+	} {
+		t.Run(target.goarch+target.goarm, func(t *testing.T) {
+			qemu := requireTool(t, target.qemu)
+			bin := filepath.Join(t.TempDir(), "samsa")
+			build := exec.Command("go", "build", "-o", bin, "../cmd/samsa")
+			build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+target.goarch, "GOARM="+target.goarm)
+			if out, err := build.CombinedOutput(); err != nil {
+				t.Fatalf("cross-build: %v\n%s", err, out)
+			}
+			dir := t.TempDir()
+			start := func() *agentProcess {
+				return startProcess(t, exec.Command(qemu, bin, "agent", "--data-dir", dir, "--kafka-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"), "SAMSA_FSYNC=always")
+			}
+			p := start()
+			const n = 3000
+			produceN(t, p.kafkaAddr, "arm", 0, n)
+			p.kill9(t)
+			p = start()
+			produceN(t, p.kafkaAddr, "arm", n, n)
+			if err := p.stop(t); err != nil {
+				t.Fatalf("stop: %v\n%s", err, p.Logs())
+			}
+			p = start()
+			defer p.stop(t)
+			consumeExactly(t, p.kafkaAddr, "arm", 2*n)
+		})
+	}
+}
+
+// produceN produces values v<from>..v<from+n-1> with acks=all and fails on any error.
+func produceN(t *testing.T, addr, topic string, from, n int) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DisableIdempotentWrite(), kgo.AllowAutoTopicCreation(), kgo.DefaultProduceTopic(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // failure bound only
+	defer cancel()
+	recs := make([]*kgo.Record, n)
+	for i := range recs {
+		recs[i] = &kgo.Record{Key: []byte(fmt.Sprintf("k%d", (from+i)%17)), Value: []byte(fmt.Sprintf("v%d", from+i))}
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+}
+
+// consumeExactly reads partition 0 from the start and checks values v0..v<n-1> at offsets 0..n-1.
+func consumeExactly(t *testing.T, addr, topic string, n int) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart()}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // failure bound only
+	defer cancel()
+	next := 0
+	for next < n {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("consumed %d of %d", next, n)
+		}
+		fs.EachError(func(_ string, _ int32, err error) { t.Fatalf("fetch: %v", err) })
+		fs.EachRecord(func(r *kgo.Record) {
+			if r.Offset != int64(next) || string(r.Value) != fmt.Sprintf("v%d", next) {
+				t.Fatalf("offset %d value %q, want offset %d value v%d", r.Offset, r.Value, next, next)
+			}
+			next++
+		})
+	}
+}
