@@ -265,6 +265,10 @@ func (l *Log) Append(records []byte) (AppendResult, error) {
 		if err != nil {
 			return err
 		}
+		if h.LastOffsetDelta != h.NumRecords-1 {
+			// A producer's batch numbers its records 0..n-1; gaps only come from compaction.
+			return fmt.Errorf("%w: lastOffsetDelta %d with %d records", batch.ErrCorrupt, h.LastOffsetDelta, h.NumRecords)
+		}
 		if cfg.MaxMessageBytes > 0 && h.Size() > int(cfg.MaxMessageBytes) {
 			return fmt.Errorf("%w: batch of %d bytes, max.message.bytes is %d", ErrMessageTooLarge, h.Size(), cfg.MaxMessageBytes)
 		}

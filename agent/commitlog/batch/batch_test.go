@@ -454,3 +454,45 @@ func TestVarlongAtMatchesBinaryVarint(t *testing.T) {
 	check(append(bytes.Repeat([]byte{0xff}, 9), 0x01))
 	check(append(bytes.Repeat([]byte{0xff}, 9), 0x02))
 }
+
+func TestConcurrentCodecs(t *testing.T) {
+	errs := make(chan error, 8)
+	for g := range 8 {
+		go func() {
+			errs <- func() error {
+				rng := rand.New(rand.NewPCG(uint64(g), 99))
+				for i := range 20 {
+					codec := allCodecs[(g+i)%len(allCodecs)]
+					recs := genRecords(rng, 50, 1e12)
+					bld := NewBuilder(BuildOptions{Codec: codec, ProducerID: -1})
+					for _, r := range recs {
+						bld.Add(r.ts, r.key, r.value, r.headers)
+					}
+					b, err := bld.Build()
+					if err != nil {
+						return err
+					}
+					if _, err := Validate(b); err != nil {
+						return err
+					}
+					n := 0
+					if err := Records(b, func(r *Record) error {
+						if !equalNullable(r.Value, recs[n].value) {
+							return fmt.Errorf("%v: record %d value differs", codec, n)
+						}
+						n++
+						return nil
+					}); err != nil {
+						return err
+					}
+				}
+				return nil
+			}()
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
