@@ -48,6 +48,15 @@ func rangeFile(t *testing.T, content []byte) *os.File {
 	return f
 }
 
+// wantFetchPart is what one encoded partition must decode to.
+type wantFetchPart struct {
+	partition      int32
+	code           int16
+	hw, lso, start int64
+	records        []byte
+	ranges         []commitlog.FileRange
+}
+
 // TestEncodeFetchAllVersions encodes responses with several topics and
 // partitions (records from file ranges, errors, empty partitions) at every
 // supported version and decodes them with kmsg.
@@ -57,14 +66,7 @@ func TestEncodeFetchAllVersions(t *testing.T) {
 		content[i] = byte(i * 7)
 	}
 	f := rangeFile(t, content)
-	type wantPart struct {
-		partition      int32
-		code           int16
-		hw, lso, start int64
-		records        []byte
-		ranges         []commitlog.FileRange
-	}
-	parts := [][]wantPart{
+	parts := [][]wantFetchPart{
 		{
 			{partition: 0, hw: 100, lso: 100, start: 3, ranges: []commitlog.FileRange{{File: f, Pos: 0, Len: 300}, {File: f, Pos: 300, Len: 200}}},
 			{partition: 1, hw: 7, lso: 7, start: 0}, // nothing new
@@ -98,28 +100,7 @@ func TestEncodeFetchAllVersions(t *testing.T) {
 				topErr = kerr.FetchSessionIDNotFound.Code
 			}
 			out := encodeFetch(version, 0x01020304, topErr, topics)
-			wire := materialize(t, out)
-			if int64(len(wire)) != out.size() {
-				t.Fatalf("size() = %d, wire has %d bytes", out.size(), len(wire))
-			}
-			if got := binary.BigEndian.Uint32(wire); int(got) != len(wire)-4 {
-				t.Fatalf("size prefix %d, frame has %d bytes", got, len(wire)-4)
-			}
-			if got := int32(binary.BigEndian.Uint32(wire[4:])); got != 0x01020304 {
-				t.Fatalf("correlation id %#x", got)
-			}
-			body := wire[8:]
-			if version >= 12 {
-				if body[0] != 0 {
-					t.Fatalf("response header tags %d", body[0])
-				}
-				body = body[1:]
-			}
-			resp := kmsg.NewPtrFetchResponse()
-			resp.Version = version
-			if err := resp.ReadFrom(body); err != nil {
-				t.Fatalf("kmsg decode: %v", err)
-			}
+			resp, body := decodeFetchWire(t, version, out)
 			if resp.ErrorCode != topErr || resp.SessionID != 0 || resp.ThrottleMillis != 0 {
 				t.Fatalf("top level: error %d session %d throttle %d", resp.ErrorCode, resp.SessionID, resp.ThrottleMillis)
 			}
@@ -137,35 +118,66 @@ func TestEncodeFetchAllVersions(t *testing.T) {
 				if len(rt.Partitions) != len(parts[i]) {
 					t.Fatalf("topic %d: %d partitions, want %d", i, len(rt.Partitions), len(parts[i]))
 				}
-				for j, rp := range rt.Partitions {
-					w := parts[i][j]
-					if rp.Partition != w.partition || rp.ErrorCode != w.code || rp.HighWatermark != w.hw ||
-						rp.LastStableOffset != w.lso {
-						t.Errorf("topic %d partition %d: got %+v", i, j, rp)
-					}
-					if version >= 5 && rp.LogStartOffset != w.start {
-						t.Errorf("topic %d partition %d: log start %d, want %d", i, j, rp.LogStartOffset, w.start)
-					}
-					if rp.AbortedTransactions != nil {
-						t.Errorf("aborted transactions %v, want null", rp.AbortedTransactions)
-					}
-					if version >= 11 && rp.PreferredReadReplica != -1 {
-						t.Errorf("preferred read replica %d", rp.PreferredReadReplica)
-					}
-					if !bytes.Equal(rp.RecordBatches, w.records) || rp.RecordBatches == nil {
-						t.Errorf("topic %d partition %d: %d record bytes, want %d (nil=%v)", i, j,
-							len(rp.RecordBatches), len(w.records), rp.RecordBatches == nil)
-					}
-					if rp.UnknownTags.Len() != 0 {
-						t.Errorf("unexpected tags")
-					}
+				for j := range rt.Partitions {
+					checkFetchPart(t, version, &rt.Partitions[j], parts[i][j])
 				}
 			}
 			// Cross-check against kmsg's own encoding of the decoded response.
-			again := resp.AppendTo(nil)
-			if !bytes.Equal(again, body) {
+			if again := resp.AppendTo(nil); !bytes.Equal(again, body) {
 				t.Errorf("kmsg re-encoding differs from ours (%d vs %d bytes)", len(again), len(body))
 			}
 		})
+	}
+}
+
+// decodeFetchWire materializes out, checks its framing and decodes the body.
+func decodeFetchWire(t *testing.T, version int16, out *fetchOut) (*kmsg.FetchResponse, []byte) {
+	t.Helper()
+	wire := materialize(t, out)
+	if int64(len(wire)) != out.size() {
+		t.Fatalf("size() = %d, wire has %d bytes", out.size(), len(wire))
+	}
+	if got := binary.BigEndian.Uint32(wire); int(got) != len(wire)-4 {
+		t.Fatalf("size prefix %d, frame has %d bytes", got, len(wire)-4)
+	}
+	if got := int32(binary.BigEndian.Uint32(wire[4:])); got != 0x01020304 {
+		t.Fatalf("correlation id %#x", got)
+	}
+	body := wire[8:]
+	if version >= 12 {
+		if body[0] != 0 {
+			t.Fatalf("response header tags %d", body[0])
+		}
+		body = body[1:]
+	}
+	resp := kmsg.NewPtrFetchResponse()
+	resp.Version = version
+	if err := resp.ReadFrom(body); err != nil {
+		t.Fatalf("kmsg decode: %v", err)
+	}
+	return resp, body
+}
+
+// checkFetchPart compares a decoded partition with what was encoded.
+func checkFetchPart(t *testing.T, version int16, rp *kmsg.FetchResponseTopicPartition, w wantFetchPart) {
+	t.Helper()
+	if rp.Partition != w.partition || rp.ErrorCode != w.code || rp.HighWatermark != w.hw || rp.LastStableOffset != w.lso {
+		t.Errorf("partition %d: got %+v", w.partition, rp)
+	}
+	if version >= 5 && rp.LogStartOffset != w.start {
+		t.Errorf("partition %d: log start %d, want %d", w.partition, rp.LogStartOffset, w.start)
+	}
+	if rp.AbortedTransactions != nil {
+		t.Errorf("aborted transactions %v, want null", rp.AbortedTransactions)
+	}
+	if version >= 11 && rp.PreferredReadReplica != -1 {
+		t.Errorf("preferred read replica %d", rp.PreferredReadReplica)
+	}
+	if !bytes.Equal(rp.RecordBatches, w.records) || rp.RecordBatches == nil {
+		t.Errorf("partition %d: %d record bytes, want %d (nil=%v)", w.partition,
+			len(rp.RecordBatches), len(w.records), rp.RecordBatches == nil)
+	}
+	if rp.UnknownTags.Len() != 0 {
+		t.Errorf("unexpected tags")
 	}
 }

@@ -27,17 +27,6 @@ import (
 // minHeaderBytes is api key, version, correlation id and a client id length.
 const minHeaderBytes = 2 + 2 + 4 + 2
 
-// maxOtherRequestBytes caps every request but Produce. kmsg allocates a
-// declared array length (bounded only by the bytes left) before decoding the
-// elements, up to ~80 bytes of structs per byte of frame, so a crafted 100 MiB
-// Metadata request could cost gigabytes. Legitimate non-produce requests are
-// far smaller (a Fetch of 30k partitions fits). Produce is checked by
-// checkProduceShape instead.
-const maxOtherRequestBytes = 1 << 20
-
-// produceKey is the Produce API key.
-const produceKey = 0
-
 // frameChunk bounds how much of a frame is allocated before its bytes have
 // arrived, so a peer announcing a huge size and sending nothing costs little.
 const frameChunk = 64 << 10
@@ -85,8 +74,8 @@ func readRequest(r io.Reader, maxBytes int32) (*request, error) {
 }
 
 // readFrame reads one size-prefixed frame and returns the bytes after the
-// size. Produce may use up to maxBytes; every other request is small and is
-// held to maxOtherRequestBytes (see there).
+// size. The api key and version are read before the size is judged, so the
+// log of a refused frame can name them.
 func readFrame(r io.Reader, maxBytes int32) ([]byte, error) {
 	var sz [4]byte
 	if _, err := io.ReadFull(r, sz[:]); err != nil {
@@ -99,7 +88,6 @@ func readFrame(r io.Reader, maxBytes int32) ([]byte, error) {
 	case n < minHeaderBytes:
 		return nil, errFrame(causeBadFrame, -1, -1, "frame of %d bytes is shorter than a request header", n)
 	}
-	// The api key and version come first; read them to judge the size.
 	var hdr [4]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		if n > maxBytes {
@@ -108,12 +96,8 @@ func readFrame(r io.Reader, maxBytes int32) ([]byte, error) {
 		return nil, fmt.Errorf("read request header: %w", noEOF(err))
 	}
 	key, version := int16(binary.BigEndian.Uint16(hdr[0:])), int16(binary.BigEndian.Uint16(hdr[2:]))
-	switch {
-	case n > maxBytes:
+	if n > maxBytes {
 		return nil, errFrame(causeTooLarge, key, version, "frame of %d bytes exceeds the %d byte limit (socket.request.max.bytes)", n, maxBytes)
-	case key != produceKey && n > maxOtherRequestBytes:
-		return nil, errFrame(causeTooLarge, key, version, "%s frame of %d bytes exceeds the %d byte limit of requests other than Produce",
-			kmsg.NameForKey(key), n, maxOtherRequestBytes)
 	}
 	buf := make([]byte, len(hdr), min(int(n), frameChunk))
 	copy(buf, hdr[:])
@@ -183,10 +167,8 @@ func parseRequest(frame []byte) (*request, error) {
 			return nil, errFrame(causeDecode, req.key, req.version, "request header tags: %v", err)
 		}
 	}
-	if req.key == produceKey {
-		if err := checkProduceShape(req.version, rest); err != nil {
-			return nil, errFrame(causeDecode, req.key, req.version, "%v", err)
-		}
+	if err := checkShape(req.key, req.version, msg.IsFlexible(), rest); err != nil {
+		return nil, errFrame(causeDecode, req.key, req.version, "decode %s v%d body: %v", kmsg.NameForKey(req.key), req.version, err)
 	}
 	if err := msg.ReadFrom(rest); err != nil {
 		return nil, errFrame(causeDecode, req.key, req.version, "decode %s v%d body: %v", kmsg.NameForKey(req.key), req.version, err)

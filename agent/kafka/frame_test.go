@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -205,20 +207,20 @@ func TestSupportedAPIsWithinKmsg(t *testing.T) {
 	}
 }
 
-// TestReadRequestMemoryBounds checks the limits that keep kmsg from
+// TestReadRequestMemoryBounds checks the shape limits that keep kmsg from
 // allocating far more than a frame's size.
 func TestReadRequestMemoryBounds(t *testing.T) {
 	var fe *frameError
-	// A non-produce request above 1 MiB is refused before it is read.
 	meta := kmsg.NewPtrMetadataRequest()
-	for i := range 40_000 {
+	for range 150_000 {
 		rt := kmsg.NewMetadataRequestTopic()
-		rt.Topic = kmsg.StringPtr(fmt.Sprintf("topic-with-a-long-name-%030d", i))
+		rt.Topic = kmsg.StringPtr("t")
 		meta.Topics = append(meta.Topics, rt)
 	}
 	big := frameOf(meta, 9, 1)
-	if _, err := readRequest(bytes.NewReader(big), 100<<20); !errors.As(err, &fe) || fe.cat != causeTooLarge || fe.key != 3 {
-		t.Errorf("%d byte metadata request: %v, want too large", len(big), err)
+	if _, err := readRequest(bytes.NewReader(big), 100<<20); !errors.As(err, &fe) || fe.cat != causeDecode ||
+		!strings.Contains(err.Error(), "more than 100000 array entries") {
+		t.Errorf("metadata request for 150k topics: %v, want refused", err)
 	}
 
 	// A produce request whose topic count is not backed by entries.
@@ -237,8 +239,98 @@ func TestReadRequestMemoryBounds(t *testing.T) {
 		body = binary.BigEndian.AppendUint32(body, 0xffffffff) // null records
 	}
 	_, err := readRequest(bytes.NewReader(rawFrame(0, 7, body)), 100<<20)
-	if !errors.As(err, &fe) || fe.cat != causeDecode || !bytes.Contains([]byte(err.Error()), []byte("more than 100000")) {
+	if !errors.As(err, &fe) || fe.cat != causeDecode || !strings.Contains(err.Error(), "more than 100000") {
 		t.Errorf("produce with 150k partition entries: %v, want decode error", err)
+	}
+}
+
+// TestReadRequestTagBomb is the fuzzer's find: a 49-byte Metadata v12
+// request announcing ~2e8 tagged fields, which kmsg's tag loop spins through
+// for seconds after its input runs out. The shape check refuses it.
+func TestReadRequestTagBomb(t *testing.T) {
+	data := []byte("\x00\x00\x001\x00\x03\x00\f\x00\x00\x00\x05\x00\nsamsa-test\x00\x02\x00\x00\x00\x00\x00\x00\x00" +
+		"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\aev\xd5\xd5\xd5\xd5\xd5\xd5\xd5ents\x00\x01\x00\x00")
+	_, err := readRequest(bytes.NewReader(data), 1<<20)
+	var fe *frameError
+	if !errors.As(err, &fe) || fe.cat != causeDecode || !strings.Contains(err.Error(), "tagged fields") {
+		t.Fatalf("tag bomb: %v, want refused", err)
+	}
+}
+
+// fill sets every field of v to a non-zero value: slices get two entries,
+// pointers a value, tag buffers an unknown tag.
+func fill(v reflect.Value, depth int) {
+	switch v.Kind() {
+	case reflect.Struct:
+		for i := range v.NumField() {
+			fd, name := v.Field(i), v.Type().Field(i).Name
+			switch {
+			case name == "Version" || !fd.CanSet():
+			case name == "UnknownTags":
+				fd.Addr().Interface().(*kmsg.Tags).Set(99, []byte("tag"))
+			default:
+				fill(fd, depth+1)
+			}
+		}
+	case reflect.Slice:
+		if depth < 8 {
+			s := reflect.MakeSlice(v.Type(), 2, 2)
+			for i := range 2 {
+				fill(s.Index(i), depth+1)
+			}
+			v.Set(s)
+		}
+	case reflect.Pointer:
+		p := reflect.New(v.Type().Elem())
+		fill(p.Elem(), depth+1)
+		v.Set(p)
+	case reflect.String:
+		v.SetString("abc")
+	case reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		v.SetInt(1)
+	case reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		v.SetUint(7)
+	case reflect.Bool:
+		v.SetBool(true)
+	case reflect.Array:
+		for i := range v.Len() {
+			fill(v.Index(i), depth+1)
+		}
+	}
+}
+
+// TestShapeAcceptsEveryVersion encodes a fully populated request of every
+// supported key and version with kmsg: the shape check must accept it, and
+// for every truncation it accepts, kmsg must decode quickly (no schema
+// mismatch leaves the tag loop open).
+func TestShapeAcceptsEveryVersion(t *testing.T) {
+	for _, a := range supportedAPIs {
+		for v := a.min; v <= a.max; v++ {
+			for _, populated := range []bool{false, true} {
+				req := kmsg.RequestForKey(a.key)
+				if populated {
+					fill(reflect.ValueOf(req).Elem(), 0)
+				}
+				req.SetVersion(v)
+				body := req.AppendTo(nil)
+				if rest, err := walkShape(a.key, v, req.IsFlexible(), body); err != nil || rest != 0 {
+					t.Errorf("%s v%d (populated %v, %d bytes): %v, %d bytes left", kmsg.NameForKey(a.key), v, populated, len(body), err, rest)
+					continue
+				}
+				dec := kmsg.RequestForKey(a.key)
+				dec.SetVersion(v)
+				if err := dec.ReadFrom(body); err != nil {
+					t.Errorf("%s v%d: kmsg cannot decode its own encoding: %v", kmsg.NameForKey(a.key), v, err)
+				}
+				for cut := range len(body) {
+					if checkShape(a.key, v, req.IsFlexible(), body[:cut]) == nil {
+						dec := kmsg.RequestForKey(a.key)
+						dec.SetVersion(v)
+						_ = dec.ReadFrom(body[:cut])
+					}
+				}
+			}
+		}
 	}
 }
 

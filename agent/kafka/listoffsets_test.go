@@ -55,7 +55,12 @@ func TestListOffsets(t *testing.T) {
 	if en, _ := end.Lookup("ts", 0); en.Offset != 10 {
 		t.Errorf("end offset %d", en.Offset)
 	}
+	checkListOffsetsRaw(t, e, base)
+}
 
+// checkListOffsetsRaw checks special timestamps and errors at several versions
+// on the ten records of TestListOffsets.
+func checkListOffsetsRaw(t *testing.T, e *env, base time.Time) {
 	nc := e.dial()
 	cases := []struct {
 		name            string
