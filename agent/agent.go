@@ -106,6 +106,7 @@ func (a *Agent) startKafka() error {
 		AutoCreateTopics:  a.cfg.AutoCreateTopics,
 		DefaultPartitions: a.cfg.DefaultPartitions,
 		MaxRequestBytes:   a.cfg.SocketRequestMaxBytes,
+		MaxQueuedBytes:    int64(a.cfg.QueuedMaxRequestBytes),
 		MaxConnections:    a.cfg.MaxConnections,
 		Logger:            a.log.With("component", "kafka"),
 	})

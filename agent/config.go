@@ -45,6 +45,10 @@ type Config struct {
 	DefaultPartitions int32 `yaml:"default_partitions"`
 	// SocketRequestMaxBytes is the largest Kafka request accepted. Default 100 MiB; 1 KiB..1 GiB.
 	SocketRequestMaxBytes int32 `yaml:"socket_request_max_bytes"`
+	// QueuedMaxRequestBytes bounds the bytes of all requests being read or handled at once,
+	// over every connection (Kafka's queued.max.request.bytes): readers wait when it is spent.
+	// Default 128 MiB; 1 MiB..1 GiB. A request larger than it waits until it is all free.
+	QueuedMaxRequestBytes int `yaml:"queued_max_request_bytes"`
 	// MaxConnections bounds concurrent client connections. Default 1024; 1..1048576.
 	MaxConnections int `yaml:"max_connections"`
 	// LogLevel is one of debug, info, warn, error. Default "info".
@@ -86,6 +90,7 @@ func DefaultConfig() Config {
 		AutoCreateTopics:      true,
 		DefaultPartitions:     1,
 		SocketRequestMaxBytes: 100 << 20,
+		QueuedMaxRequestBytes: 128 << 20,
 		MaxConnections:        1024,
 		LogLevel:              "info",
 		LogFormat:             "text",
@@ -358,6 +363,7 @@ var fields = []field{
 	int32Field("default_partitions", func(c *Config) *int32 { return &c.DefaultPartitions }, 1, maxDefaultPartition),
 	int32Field("socket_request_max_bytes", func(c *Config) *int32 { return &c.SocketRequestMaxBytes },
 		minRequestMaxBytes, maxRequestMaxBytes),
+	intField("queued_max_request_bytes", func(c *Config) *int { return &c.QueuedMaxRequestBytes }, 1<<20, 1<<30),
 	intField("max_connections", func(c *Config) *int { return &c.MaxConnections }, 1, maxMaxConnections),
 	enumField("log_level", func(c *Config) *string { return &c.LogLevel }, "debug", "info", "warn", "error"),
 	enumField("log_format", func(c *Config) *string { return &c.LogFormat }, "text", "json"),

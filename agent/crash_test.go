@@ -3,6 +3,7 @@ package agent_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -26,10 +27,16 @@ func TestCrashKill9UnderLoad(t *testing.T) {
 	dir := t.TempDir()
 	const topic = "crash"
 	acked := map[int64]string{} // offset -> value, over all cycles
+	var mu sync.Mutex           // guards acked: producer callbacks write it
+	snapshot := func() map[int64]string {
+		mu.Lock()
+		defer mu.Unlock()
+		return maps.Clone(acked)
+	}
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	for cycle := 0; cycle < cycles; cycle++ {
 		p := startAgentProcess(t, dir, "SAMSA_FSYNC=always")
-		verifyLog(t, p.kafkaAddr, topic, acked, cycle)
+		verifyLog(t, p.kafkaAddr, topic, snapshot(), cycle)
 		cl, err := kgo.NewClient(kgo.SeedBrokers(p.kafkaAddr), kgo.DisableIdempotentWrite(),
 			kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(time.Millisecond),
 			kgo.RecordRetries(0), kgo.MaxBufferedRecords(2000))
@@ -42,7 +49,6 @@ func TestCrashKill9UnderLoad(t *testing.T) {
 			}
 		}
 		target := 200 + rng.IntN(2000) // acknowledged records before the kill
-		var mu sync.Mutex
 		n := 0
 		done := make(chan struct{})
 		ctx, cancel := context.WithCancel(context.Background())
@@ -77,7 +83,7 @@ func TestCrashKill9UnderLoad(t *testing.T) {
 		<-done
 	}
 	p := startAgentProcess(t, dir, "SAMSA_FSYNC=always")
-	verifyLog(t, p.kafkaAddr, topic, acked, cycles)
+	verifyLog(t, p.kafkaAddr, topic, snapshot(), cycles)
 	if !strings.Contains(p.Logs(), "clean_shutdown\":false") {
 		t.Fatalf("agent did not report an unclean start after kill -9:\n%s", p.Logs())
 	}

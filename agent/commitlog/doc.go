@@ -9,21 +9,36 @@
 //	                 index.interval.bytes of log, preallocated and mmapped (pread on 32-bit)
 //	%020d.timeindex  12-byte entries (max timestamp so far int64, offset - base uint32)
 //
-// Appends go to the last (active) segment, which rolls on segment.bytes or segment.ms.
+// Appends go to the last (active) segment, which rolls on segment.bytes or segment.ms, or
+// before offsets relative to its base would overflow the indexes' 32 bits. Offsets are dense:
+// each batch starts where the previous one ended, each segment where the previous one ended
+// (recovery relies on it; a future compaction must keep each segment's last batch).
 // Durability follows the store's fsync mode: "always" acknowledges only fsynced data and uses
 // group commit (one fdatasync covers every append waiting on it); "interval" fsyncs every
 // fsync_interval; "never" leaves it to the OS; topic flush.messages and flush.ms add fsyncs.
+// Whatever the mode, a sealed segment is fsynced with its indexes by the syncer, and a new
+// segment's directory entry before anything in it is acknowledged. A failed fsync takes the
+// partition offline (appends and waits return ErrStorage) until a restart recovers it: after a
+// failure the kernel may have dropped the dirty pages, so retrying would prove nothing.
 // Log end offset (LEO) and high watermark (HW) are distinct: consumers read below the HW,
 // which on one node follows the durable end (fsynced with "always", written otherwise).
 //
 // Reads return file ranges of whole batches ([FileRange]) so the Kafka server can sendfile
-// them; a ReadResult pins its segments until Release.
+// them; a ReadResult pins its segment until Release.
 //
-// Recovery: a clean shutdown leaves a marker and the next start trusts the indexes. Otherwise
-// the newest two segments are scanned, every batch CRC-32C checked, a torn or corrupt tail
-// truncated (and logged with file, position and bytes cut) and the indexes rebuilt. Sealed
-// segments loaded from disk are CRC-checked once, on the first read that touches them, so
-// corrupt data in the middle of a segment is reported (ErrCorrupt), never served.
+// Recovery: a clean shutdown leaves a marker (written after every index is fsynced) and the
+// next start trusts the indexes after checking them against the log: the last entry must point
+// at the batch it names, inside the file, with no long run of log after it unindexed. A sealed
+// segment that fails the check is re-indexed from its log; the active one is scanned. After a
+// crash the newest two segments are scanned, every batch CRC-32C checked, a torn or corrupt
+// tail (or a gap in the offsets) truncated, everything after it removed (logged with file,
+// position and bytes cut), the indexes rebuilt and the result fsynced before it is served.
+// Scanning two segments is enough because a roll first makes sure the segment leaving that
+// window is on disk. Sealed segments loaded from disk are CRC-checked once, on the first read
+// that touches them, so corrupt data in the middle of a segment is reported (ErrCorrupt),
+// never served, while reads past the damage still work.
 //
-// Lock order: Store.mu, then Topic.mu, then Log.mu. No lock is held across an fsync.
+// Lock order: Store.mu, then Topic.mu, then Log.flushMu, then Log.mu. No lock is held across
+// an fsync, with one exception: a roll that finds the segment leaving the recovery window not
+// yet fsynced (two rolls before the syncer ran) fsyncs it with Log.mu held.
 package commitlog

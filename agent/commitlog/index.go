@@ -3,6 +3,7 @@ package commitlog
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"os"
 	"sync/atomic"
 
@@ -42,6 +43,10 @@ func openIndexFile(path string, entrySize, capacity int, writable, usePread bool
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("stat index %s: %w", path, err)
+	}
+	if st.Size() > math.MaxInt32 {
+		f.Close()
+		return nil, fmt.Errorf("open index %s: %d bytes is not an index (max %d)", path, st.Size(), math.MaxInt32)
 	}
 	x := &indexFile{f: f, path: path, entrySize: entrySize}
 	existing := int(st.Size()) / entrySize

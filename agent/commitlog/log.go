@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -21,7 +22,7 @@ import (
 //
 // Locking: mu guards the segment list and every offset below. Append holds it for the write
 // (one pwrite); reads take it only to snapshot bounds, then pread/sendfile without it. The
-// syncer fsyncs without holding it.
+// syncer fsyncs without holding it. flushMu (taken before mu) makes flushes run one at a time.
 type Log struct {
 	topic     string
 	partition int32
@@ -30,6 +31,8 @@ type Log struct {
 	cfg       atomic.Pointer[TopicConfig]
 	log       *slog.Logger
 
+	flushMu sync.Mutex
+
 	mu         sync.RWMutex
 	segments   []*segment // sorted by base; replaced, never mutated in place
 	logStart   int64
@@ -37,14 +40,22 @@ type Log struct {
 	hw         int64 // high watermark: consumers see offsets below it
 	hwSeg      *segment
 	hwPos      int64         // position in hwSeg that corresponds to hw
-	hwCh       chan struct{} // closed when hw advances
+	hwCh       chan struct{} // closed when hw advances (if hwChTaken)
 	flushed    int64         // offsets below it are fsynced
 	unflushed  int64         // records appended since the last fsync
 	dirtySince time.Time     // when the oldest unflushed append happened
 	dirDirty   bool          // a segment was created since the last fsync
+	failed     error         // set by a failed fsync: the log refuses appends (wraps ErrStorage)
+	closing    bool
 	closed     bool
 	epoch      int32
 
+	// hwChTaken says someone holds hwCh: only then does an advance replace it, so appends
+	// allocate nothing when nobody waits. Set under mu (read lock), cleared under mu.
+	hwChTaken atomic.Bool
+
+	tick   atomic.Int64  // the syncer's current check interval (ns)
+	cfgCh  chan struct{} // tells the syncer the config changed
 	syncCh chan struct{} // wakes the syncer
 	stop   chan struct{}
 	done   chan struct{}
@@ -53,7 +64,8 @@ type Log struct {
 // logOptions carries what a Log needs from its Store.
 func openLog(store *Store, topic string, partition int32, dir string, cfg *TopicConfig, clean bool) (*Log, error) {
 	l := &Log{topic: topic, partition: partition, dir: dir, store: store, log: store.log.With("topic", topic, "partition", partition),
-		hwCh: make(chan struct{}), syncCh: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+		hwCh: make(chan struct{}), cfgCh: make(chan struct{}, 1), syncCh: make(chan struct{}, 1),
+		stop: make(chan struct{}), done: make(chan struct{})}
 	l.cfg.Store(cfg)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create partition dir %s: %w", dir, err)
@@ -65,9 +77,11 @@ func openLog(store *Store, topic string, partition int32, dir string, cfg *Topic
 	if len(bases) == 0 {
 		bases = []int64{0}
 	}
+	scanFrom := scanFrom(len(bases), clean)
 	for i, base := range bases {
-		active := i == len(bases)-1
-		s, err := openSegment(dir, base, cfg, active, store.usePread())
+		// The segments recovery may scan and cut (and the active one) are opened writable.
+		writable := i >= scanFrom || i == len(bases)-1
+		s, err := openSegment(dir, base, cfg, writable, store.usePread())
 		if err != nil {
 			l.closeSegments()
 			return nil, err
@@ -82,6 +96,9 @@ func openLog(store *Store, topic string, partition int32, dir string, cfg *Topic
 	l.logStart = l.segments[0].base
 	l.leo = a.next
 	l.hw, l.hwSeg, l.hwPos, l.flushed = l.leo, a, a.size, l.leo
+	// The directory entries of segments created here (a new partition's first) must be
+	// durable before anything in them is acknowledged.
+	l.dirDirty = true
 	go l.syncer()
 	return l, nil
 }
@@ -94,11 +111,11 @@ func listSegments(dir string) ([]int64, error) {
 	}
 	var bases []int64
 	for _, e := range entries {
-		name := e.Name()
-		if !strings.HasSuffix(name, ".log") || len(name) != 24 {
-			continue
+		digits, ok := strings.CutSuffix(e.Name(), ".log")
+		if !ok || len(digits) != 20 || strings.Trim(digits, "0123456789") != "" {
+			continue // not a segment: segment names are 20 decimal digits
 		}
-		base, err := strconv.ParseInt(strings.TrimSuffix(name, ".log"), 10, 64)
+		base, err := strconv.ParseInt(digits, 10, 64)
 		if err != nil {
 			continue
 		}
@@ -108,84 +125,17 @@ func listSegments(dir string) ([]int64, error) {
 	return bases, nil
 }
 
-// recover restores in-memory state. After a clean shutdown the indexes are trusted; otherwise
-// the newest two segments are scanned with CRC checks and a bad tail is cut.
-func (l *Log) recover(clean bool) error {
-	n := len(l.segments)
-	scanFrom := n
-	if !clean {
-		scanFrom = n - 2
-		if scanFrom < 0 {
-			scanFrom = 0
-		}
-	}
-	for i := 0; i < scanFrom; i++ {
-		if err := l.loadSegmentState(l.segments[i]); err != nil {
-			return fmt.Errorf("load %s: %w", l.segments[i].path, err)
-		}
-	}
-	for i := scanFrom; i < n; i++ {
-		s := l.segments[i]
-		cut, reason, err := l.recoverSegment(s)
-		if err != nil {
-			return err
-		}
-		if cut > 0 {
-			l.log.Warn("recovery truncated a torn or corrupt tail", "file", s.path, "position", s.size, "bytes_cut", cut, "reason", reason.Error())
-			l.store.metrics.recoveryCuts.Add(1)
-			l.store.metrics.recoveryBytes.Add(cut)
-			// Offsets must stay dense: everything after a cut segment goes too.
-			for _, later := range l.segments[i+1:] {
-				l.log.Warn("recovery removed a segment after a truncated one", "file", later.path, "bytes_cut", later.size)
-				later.release()
-				removeSegmentFiles(l.dir, later.base)
-			}
-			l.segments = l.segments[:i+1]
-			if s.sealed {
-				if err := l.reopenActive(s); err != nil {
-					return err
-				}
-			}
-			break
-		}
-	}
-	for _, s := range l.segments[:len(l.segments)-1] {
-		if !s.sealed {
-			if err := s.seal(); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// reopenActive turns a sealed segment (after recovery cut everything behind it) back into the
-// writable active segment.
-func (l *Log) reopenActive(s *segment) error {
-	cfg := l.config()
-	ns, err := openSegment(l.dir, s.base, cfg, true, l.store.usePread())
-	if err != nil {
-		return err
-	}
-	s.release()
-	l.segments[len(l.segments)-1] = ns
-	if _, _, err := l.recoverSegment(ns); err != nil {
-		return err
-	}
-	return nil
-}
-
-func removeSegmentFiles(dir string, base int64) {
-	for _, ext := range []string{".log", ".index", ".timeindex"} {
-		os.Remove(segmentPath(dir, base, ext))
-	}
-}
-
 func (l *Log) active() *segment { return l.segments[len(l.segments)-1] }
 
 func (l *Log) config() *TopicConfig { return l.cfg.Load() }
 
-func (l *Log) setConfig(c *TopicConfig) { l.cfg.Store(c) }
+func (l *Log) setConfig(c *TopicConfig) {
+	l.cfg.Store(c)
+	select {
+	case l.cfgCh <- struct{}{}:
+	default:
+	}
+}
 
 // Topic is the topic name.
 func (l *Log) Topic() string { return l.topic }
@@ -221,16 +171,26 @@ func (l *Log) Size() int64 {
 func (l *Log) NumSegments() int { l.mu.RLock(); defer l.mu.RUnlock(); return len(l.segments) }
 
 // Changed returns a channel closed when the high watermark next advances.
-func (l *Log) Changed() <-chan struct{} { l.mu.RLock(); defer l.mu.RUnlock(); return l.hwCh }
+func (l *Log) Changed() <-chan struct{} {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	l.hwChTaken.Store(true)
+	return l.hwCh
+}
 
-// WaitHighWatermark blocks until the high watermark reaches offset, ctx ends or the log closes.
+// WaitHighWatermark blocks until the high watermark reaches offset, ctx ends or the log closes
+// or fails (an error wrapping ErrStorage: the records may not be durable).
 func (l *Log) WaitHighWatermark(ctx context.Context, offset int64) error {
 	for {
 		l.mu.RLock()
-		hw, ch, closed := l.hw, l.hwCh, l.closed
+		hw, ch, closed, failed := l.hw, l.hwCh, l.closed, l.failed
+		l.hwChTaken.Store(true)
 		l.mu.RUnlock()
 		if hw >= offset {
 			return nil
+		}
+		if failed != nil {
+			return fmt.Errorf("wait for offset %d: %w", offset, failed)
 		}
 		if closed {
 			return fmt.Errorf("wait for offset %d in %s-%d: %w", offset, l.topic, l.partition, ErrClosed)
@@ -243,14 +203,21 @@ func (l *Log) WaitHighWatermark(ctx context.Context, offset int64) error {
 	}
 }
 
-// setHWLocked advances the high watermark and wakes waiters. Caller holds mu.
+// setHWLocked advances the high watermark (never back) and wakes waiters. Caller holds mu.
 func (l *Log) setHWLocked(hw int64, seg *segment, pos int64) {
-	if hw <= l.hw && seg == l.hwSeg {
+	if hw < l.hw || hw == l.hw && seg == l.hwSeg {
 		return
 	}
+	advanced := hw > l.hw
 	l.hw, l.hwSeg, l.hwPos = hw, seg, pos
-	close(l.hwCh)
-	l.hwCh = make(chan struct{})
+	if !advanced {
+		return // same offset, seen from a newer segment
+	}
+	if l.hwChTaken.Load() {
+		close(l.hwCh)
+		l.hwCh = make(chan struct{})
+		l.hwChTaken.Store(false)
+	}
 	l.store.notifyChanged()
 }
 
@@ -260,6 +227,7 @@ func (l *Log) Append(records []byte) (AppendResult, error) {
 	cfg := l.config()
 	var stack [4]batch.Header
 	headers := stack[:0]
+	var span int64 // offsets the batches take
 	err := batch.Split(records, func(b []byte) error {
 		h, err := batch.Validate(b)
 		if err != nil {
@@ -273,6 +241,7 @@ func (l *Log) Append(records []byte) (AppendResult, error) {
 			return fmt.Errorf("%w: batch of %d bytes, max.message.bytes is %d", ErrMessageTooLarge, h.Size(), cfg.MaxMessageBytes)
 		}
 		headers = append(headers, h)
+		span += int64(h.LastOffsetDelta) + 1
 		return nil
 	})
 	if err != nil {
@@ -281,16 +250,31 @@ func (l *Log) Append(records []byte) (AppendResult, error) {
 	if len(headers) == 0 {
 		return AppendResult{}, fmt.Errorf("append to %s-%d: no record batch: %w", l.topic, l.partition, ErrCorrupt)
 	}
+	if span > maxSegmentOffsets {
+		// Index entries hold offsets relative to the segment base in 31 bits.
+		return AppendResult{}, fmt.Errorf("append to %s-%d: %w: batches claim %d offsets (max %d)", l.topic, l.partition, ErrCorrupt, span, int64(maxSegmentOffsets))
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.appendLocked(records, headers, cfg)
 }
 
+// maxSegmentOffsets is the most offsets one segment may span (Kafka's rule): offsets relative
+// to the base must fit the indexes' 32-bit fields.
+const maxSegmentOffsets = math.MaxInt32
+
 func (l *Log) appendLocked(records []byte, headers []batch.Header, cfg *TopicConfig) (AppendResult, error) {
 	if l.closed {
 		return AppendResult{}, fmt.Errorf("append to %s-%d: %w", l.topic, l.partition, ErrClosed)
 	}
-	if err := l.maybeRollLocked(int64(len(records)), cfg); err != nil {
+	if l.failed != nil {
+		return AppendResult{}, fmt.Errorf("append: %w", l.failed)
+	}
+	var span int64
+	for i := range headers {
+		span += int64(headers[i].LastOffsetDelta) + 1
+	}
+	if err := l.maybeRollLocked(int64(len(records)), span, cfg); err != nil {
 		return AppendResult{}, err
 	}
 	s := l.active()
@@ -365,16 +349,17 @@ func setLogAppendTime(b []byte, now int64) {
 	b[batch.CRCPos], b[batch.CRCPos+1], b[batch.CRCPos+2], b[batch.CRCPos+3] = byte(crc>>24), byte(crc>>16), byte(crc>>8), byte(crc)
 }
 
-// maybeRollLocked starts a new segment when the active one would grow past segment.bytes or is
-// older than segment.ms.
-func (l *Log) maybeRollLocked(incoming int64, cfg *TopicConfig) error {
+// maybeRollLocked starts a new segment when the active one would grow past segment.bytes, is
+// older than segment.ms, or would span more offsets than its indexes can hold.
+func (l *Log) maybeRollLocked(incoming, offsets int64, cfg *TopicConfig) error {
 	s := l.active()
 	if s.size == 0 {
 		return nil
 	}
 	full := s.size+incoming > cfg.SegmentBytes
 	old := cfg.SegmentAge > 0 && time.Since(s.created) >= cfg.SegmentAge
-	if !full && !old {
+	wide := l.leo+offsets-s.base > maxSegmentOffsets
+	if !full && !old && !wide {
 		return nil
 	}
 	return l.rollLocked(cfg)
@@ -382,13 +367,22 @@ func (l *Log) maybeRollLocked(incoming int64, cfg *TopicConfig) error {
 
 func (l *Log) rollLocked(cfg *TopicConfig) error {
 	s := l.active()
-	ns, err := openSegment(l.dir, l.leo, cfg, true, l.store.usePread())
+	// Recovery after a crash scans only the newest two segments, so the one about to become
+	// third newest must be on disk. The syncer has almost always done it long ago (it is
+	// kicked at every roll); if not, do it now, with the lock held.
+	if n := len(l.segments); n >= 2 && !l.segments[n-2].synced {
+		if err := l.syncSealedLocked(l.segments[n-2]); err != nil {
+			return fmt.Errorf("roll %s-%d: %w", l.topic, l.partition, err)
+		}
+	}
+	ns, err := createSegment(l.dir, l.leo, cfg, l.store.usePread())
 	if err != nil {
 		return fmt.Errorf("roll %s-%d: %w: %v", l.topic, l.partition, ErrStorage, err)
 	}
 	if err := s.seal(); err != nil {
 		l.log.Warn("seal segment", "file", s.path, "err", err)
 	}
+	s.synced = false // the syncer fsyncs it, with its indexes
 	segs := make([]*segment, len(l.segments), len(l.segments)+1)
 	copy(segs, l.segments)
 	l.segments = append(segs, ns)

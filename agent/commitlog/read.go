@@ -3,13 +3,15 @@ package commitlog
 import (
 	"errors"
 	"fmt"
+	"sort"
 
 	"github.com/samsa-io/samsa/agent/commitlog/batch"
 )
 
 // Read returns whole batches starting with the one that holds offset, from one segment, at most
-// maxBytes (but at least one batch when minOne, as KIP-74 asks), never past the limit. The
-// result holds file ranges, not copies; call Release after sending them.
+// maxBytes (but at least one batch when minOne, as KIP-74 asks), never past the limit. When the
+// first batch is larger than maxBytes and minOne is false, the result is empty. The result
+// holds file ranges, not copies; call Release after sending them.
 func (l *Log) Read(offset, maxBytes int64, minOne bool, limit ReadLimit) (ReadResult, error) {
 	l.mu.RLock()
 	res := ReadResult{HighWatermark: l.hw, LogStartOffset: l.logStart, LogEndOffset: l.leo}
@@ -29,32 +31,15 @@ func (l *Log) Read(offset, maxBytes int64, minOne bool, limit ReadLimit) (ReadRe
 		l.mu.RUnlock()
 		return res, nil
 	}
-	segs := l.segments
-	i := segmentFor(segs, offset)
-	if i < 0 {
-		i = 0
-	}
-	// Pin the segments we may touch (at most until endSeg).
-	var pinned []*segment
-	for j := i; j < len(segs); j++ {
-		segs[j].acquire()
-		pinned = append(pinned, segs[j])
-		if segs[j] == endSeg {
-			break
-		}
-	}
+	pinned, ends := l.pinForRead(offset, endSeg, endPos)
 	l.mu.RUnlock()
 	release := func() {
 		for _, s := range pinned {
 			s.release()
 		}
 	}
-	for _, s := range pinned {
-		end := s.size // sealed segments before endSeg are complete
-		if s == endSeg {
-			end = endPos
-		}
-		r, ok, err := readSegment(s, offset, end, maxBytes, minOne)
+	for i, s := range pinned {
+		r, found, err := readSegment(s, offset, ends[i], maxBytes, minOne)
 		if err != nil {
 			if errors.Is(err, ErrCorrupt) {
 				l.store.metrics.corruptReads.Add(1)
@@ -63,41 +48,62 @@ func (l *Log) Read(offset, maxBytes int64, minOne bool, limit ReadLimit) (ReadRe
 			release()
 			return res, err
 		}
-		if ok {
+		if r.Len > 0 {
 			res.Ranges, res.Bytes = []FileRange{r}, r.Len
 			res.release = release
 			return res, nil
 		}
-		if s == endSeg {
-			break
+		if found {
+			break // the batch is there but larger than maxBytes
 		}
 	}
 	release()
 	return res, nil
 }
 
-// readSegment finds the range of whole batches for a read in one segment. ok=false: the
-// segment holds nothing at or after offset below end.
-func readSegment(s *segment, offset, end, maxBytes int64, minOne bool) (FileRange, bool, error) {
+// pinForRead pins the segment holding offset and, only when offset lies past its end (a gap
+// in the offsets), the following ones up to endSeg, with the position reads must stop at in
+// each. Caller holds mu.
+func (l *Log) pinForRead(offset int64, endSeg *segment, endPos int64) ([]*segment, []int64) {
+	segs := l.segments
+	i := max(segmentFor(segs, offset), 0)
+	var pinned []*segment
+	var ends []int64
+	for ; i < len(segs); i++ {
+		s := segs[i]
+		s.acquire()
+		end := s.size // segments before endSeg are sealed and complete
+		if s == endSeg {
+			end = endPos
+		}
+		pinned, ends = append(pinned, s), append(ends, end)
+		if s == endSeg || offset < s.next {
+			break
+		}
+	}
+	return pinned, ends
+}
+
+// readSegment finds the range of whole batches for a read in one segment. found=false: the
+// segment holds nothing at or after offset below end. found with an empty range: the first
+// batch is larger than maxBytes and minOne is false.
+func readSegment(s *segment, offset, end, maxBytes int64, minOne bool) (r FileRange, found bool, err error) {
 	start, ok, err := s.findPos(offset, end)
 	if err != nil || !ok {
 		return FileRange{}, false, err
 	}
 	stop, err := s.extend(start, end, maxBytes, minOne)
 	if err != nil {
-		return FileRange{}, false, err
+		return FileRange{}, true, err
 	}
 	if stop <= start {
-		return FileRange{}, false, nil
+		return FileRange{}, true, nil
 	}
-	if err := s.verify(stop); err != nil {
-		switch at := s.corruptPos(); {
-		case at >= stop:
-		case at > start:
-			stop = at // serve the good batches before the damage; the next read reports it
-		default:
-			return FileRange{}, false, err // counted by the caller
+	if bad, err := s.verify(start, stop); err != nil {
+		if bad <= start {
+			return FileRange{}, true, err // counted by the caller
 		}
+		stop = bad // serve the good batches before the damage; the next read reports it
 	}
 	return FileRange{File: s.file, Pos: start, Len: stop - start}, true, nil
 }
@@ -105,41 +111,46 @@ func readSegment(s *segment, offset, end, maxBytes int64, minOne bool) (FileRang
 // OffsetForTimestamp returns the first record (below the high watermark) whose timestamp is
 // >= ts, or offset -1 when there is none.
 func (l *Log) OffsetForTimestamp(ts int64) (offset, timestamp int64, err error) {
-	l.mu.RLock()
-	segs, hw, hwSeg, hwPos := l.segments, l.hw, l.hwSeg, l.hwPos
-	var pinned []*segment
-	for _, s := range segs {
-		if s.maxTs >= ts {
-			s.acquire()
-			pinned = append(pinned, s)
+	after := int64(-1) // look at segments with a base above this
+	for {
+		s, end, hw := l.pinForTimestamp(ts, after)
+		if s == nil {
+			return -1, -1, nil
 		}
-		if s == hwSeg {
-			break
-		}
-	}
-	ends := make([]int64, len(pinned))
-	for i, s := range pinned {
-		ends[i] = s.size
-		if s == hwSeg {
-			ends[i] = hwPos
-		}
-	}
-	l.mu.RUnlock()
-	defer func() {
-		for _, s := range pinned {
-			s.release()
-		}
-	}()
-	for i, s := range pinned {
-		off, t, found, err := s.findTimestamp(ts, ends[i], hw)
+		off, t, found, err := s.findTimestamp(ts, end, hw)
+		s.release()
 		if err != nil {
 			return -1, -1, fmt.Errorf("offset for timestamp %d in %s-%d: %w", ts, l.topic, l.partition, err)
 		}
 		if found {
 			return off, t, nil
 		}
+		after = s.base
 	}
-	return -1, -1, nil
+}
+
+// pinForTimestamp pins the first segment with a base above after that may hold a timestamp
+// >= ts below the high watermark, and returns the position to stop at in it and the high
+// watermark. It returns nil when there is none.
+func (l *Log) pinForTimestamp(ts, after int64) (*segment, int64, int64) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	segs := l.segments
+	for i := sort.Search(len(segs), func(i int) bool { return segs[i].base > after }); i < len(segs); i++ {
+		s := segs[i]
+		if s.maxTs >= ts {
+			s.acquire()
+			end := s.size
+			if s == l.hwSeg {
+				end = l.hwPos
+			}
+			return s, end, l.hw
+		}
+		if s == l.hwSeg {
+			break
+		}
+	}
+	return nil, 0, 0
 }
 
 // findTimestamp scans a segment from its time index hint for the first record with timestamp >= ts.
@@ -156,7 +167,7 @@ func (s *segment) findTimestamp(ts, end, hw int64) (offset, timestamp int64, fou
 	}
 	var hbuf [batch.HeaderSize]byte
 	for pos := start; pos < end; {
-		h, err := s.readHeader(pos, &hbuf)
+		h, err := s.readHeader(pos, end, &hbuf)
 		if err != nil {
 			return 0, 0, false, err
 		}
@@ -172,10 +183,11 @@ func (s *segment) findTimestamp(ts, end, hw int64) (offset, timestamp int64, fou
 }
 
 // recordAtOrAfter reads the batch at pos and returns its first record with timestamp >= ts.
+// h was read with readHeader, so the batch lies inside the segment.
 func (s *segment) recordAtOrAfter(pos int64, h batch.Header, ts, hw int64) (offset, timestamp int64, found bool, err error) {
 	buf := make([]byte, h.Size())
 	if _, err := s.file.ReadAt(buf, pos); err != nil {
-		return 0, 0, false, fmt.Errorf("read batch at %s position %d: %w", s.path, pos, err)
+		return 0, 0, false, fmt.Errorf("read batch at %s position %d: %w: %v", s.path, pos, ErrStorage, err)
 	}
 	err = batch.Records(buf, func(r *batch.Record) error {
 		if r.Offset >= hw {
@@ -188,7 +200,7 @@ func (s *segment) recordAtOrAfter(pos int64, h batch.Header, ts, hw int64) (offs
 		return nil
 	})
 	if err != nil && err != errStopScan {
-		return 0, 0, false, fmt.Errorf("decode batch at %s position %d: %w", s.path, pos, err)
+		return 0, 0, false, fmt.Errorf("%w: decode batch at %s position %d: %w", ErrCorrupt, s.path, pos, err)
 	}
 	return offset, timestamp, found, nil
 }
@@ -203,40 +215,79 @@ var errStopScan error = stopScan{}
 // first such record if several share it), or -1, -1 for an empty log.
 func (l *Log) MaxTimestamp() (offset, timestamp int64) {
 	l.mu.RLock()
-	var best *segment
+	// Segments before the high watermark's are wholly below it: their maxTs is exact. The
+	// high watermark's segment may hold larger timestamps above it, so it is walked.
+	var sealed, hwSeg *segment
 	for _, s := range l.segments {
-		if s.maxTs >= 0 && (best == nil || s.maxTs > best.maxTs) {
-			best = s
-		}
 		if s == l.hwSeg {
+			if s.maxTs >= 0 && (sealed == nil || s.maxTs > sealed.maxTs) {
+				hwSeg = s
+				hwSeg.acquire()
+			}
 			break
 		}
+		if s.maxTs >= 0 && (sealed == nil || s.maxTs > sealed.maxTs) {
+			sealed = s
+		}
 	}
-	if best == nil {
-		l.mu.RUnlock()
-		return -1, -1
+	if sealed != nil {
+		sealed.acquire()
 	}
-	best.acquire()
-	end, hw, maxTs := best.size, l.hw, best.maxTs
-	if best == l.hwSeg {
-		end = l.hwPos
+	hw, hwPos := l.hw, l.hwPos
+	var sealedEnd, sealedMax int64
+	if sealed != nil {
+		sealedEnd, sealedMax = sealed.size, sealed.maxTs
 	}
 	l.mu.RUnlock()
-	defer best.release()
-	var hbuf [batch.HeaderSize]byte
-	for pos := int64(0); pos < end; {
-		h, err := best.readHeader(pos, &hbuf)
+	offset, timestamp = -1, -1
+	if hwSeg != nil {
+		off, ts, err := hwSeg.maxRecord(hwPos, hw, -1)
+		hwSeg.release()
 		if err != nil {
 			l.log.Warn("max timestamp lookup", "err", err)
-			return -1, -1
+		} else if sealed == nil || ts > sealedMax {
+			offset, timestamp = off, ts
 		}
-		if h.MaxTimestamp == maxTs {
-			if off, ts, ok, err := best.recordAtOrAfter(pos, h, maxTs, hw); err == nil && ok {
-				return off, ts
+	}
+	if sealed != nil {
+		if timestamp < 0 {
+			off, ts, err := sealed.maxRecord(sealedEnd, hw, sealedMax)
+			if err != nil {
+				l.log.Warn("max timestamp lookup", "err", err)
+			} else {
+				offset, timestamp = off, ts
 			}
-			return h.LastOffset(), maxTs
+		}
+		sealed.release()
+	}
+	return offset, timestamp
+}
+
+// maxRecord returns the first record with the largest timestamp in the batches below end,
+// or -1, -1. known >= 0 is that timestamp, when known: the walk stops at the first batch
+// that reaches it.
+func (s *segment) maxRecord(end, hw, known int64) (offset, timestamp int64, err error) {
+	var hbuf [batch.HeaderSize]byte
+	var best batch.Header
+	bestPos := int64(-1)
+	for pos := int64(0); pos < end; {
+		h, err := s.readHeader(pos, end, &hbuf)
+		if err != nil {
+			return -1, -1, err
+		}
+		if bestPos < 0 || h.MaxTimestamp > best.MaxTimestamp {
+			best, bestPos = h, pos
+		}
+		if known >= 0 && h.MaxTimestamp == known {
+			break
 		}
 		pos += int64(h.Size())
 	}
-	return -1, -1
+	if bestPos < 0 {
+		return -1, -1, nil
+	}
+	if off, ts, ok, err := s.recordAtOrAfter(bestPos, best, best.MaxTimestamp, hw); err == nil && ok {
+		return off, ts, nil
+	}
+	return best.LastOffset(), best.MaxTimestamp, nil
 }

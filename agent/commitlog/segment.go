@@ -28,6 +28,7 @@ type segment struct {
 	lastTs  int64 // timestamp of the last time index entry
 	created time.Time
 	sealed  bool
+	synced  bool // sealed, and its three files fsynced since
 
 	// diskEnd is the size the file had when opened; bytes past it were written by this process.
 	// verifiedEnd: bytes below it were CRC-checked (by recovery or verify). Bytes loaded from
@@ -91,6 +92,21 @@ func openSegment(dir string, base int64, cfg *TopicConfig, writable, usePread bo
 	return s, nil
 }
 
+// segmentExts are the extensions of a segment's files.
+var segmentExts = [...]string{".log", ".index", ".timeindex"}
+
+// createSegment starts a new, empty active segment. Files left behind under its name (by an
+// interrupted delete or a recovery cut) describe other data: they are emptied first.
+func createSegment(dir string, base int64, cfg *TopicConfig, usePread bool) (*segment, error) {
+	for _, ext := range segmentExts {
+		p := segmentPath(dir, base, ext)
+		if err := os.Truncate(p, 0); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("clear stale %s: %w", p, err)
+		}
+	}
+	return openSegment(dir, base, cfg, true, usePread)
+}
+
 func (s *segment) acquire() { s.refs.Add(1) }
 
 // release drops a reference; the last one closes the files.
@@ -102,17 +118,25 @@ func (s *segment) release() {
 	}
 }
 
-// readHeader reads the batch header at pos.
-func (s *segment) readHeader(pos int64, buf *[batch.HeaderSize]byte) (batch.Header, error) {
+// readHeader reads the header of the batch at pos, which must end by end. A header that does
+// not parse or a batch that runs past end is ErrCorrupt (never an allocation of what a
+// damaged length field claims).
+func (s *segment) readHeader(pos, end int64, buf *[batch.HeaderSize]byte) (batch.Header, error) {
+	if end-pos < batch.HeaderSize {
+		return batch.Header{}, fmt.Errorf("%w: segment %s position %d: %d bytes left for a batch header", ErrCorrupt, s.path, pos, end-pos)
+	}
 	if _, err := s.file.ReadAt(buf[:], pos); err != nil {
 		if errors.Is(err, io.EOF) {
-			return batch.Header{}, fmt.Errorf("segment %s position %d: %w", s.path, pos, batch.ErrTruncated)
+			return batch.Header{}, fmt.Errorf("%w: segment %s position %d: %w", ErrCorrupt, s.path, pos, batch.ErrTruncated)
 		}
-		return batch.Header{}, fmt.Errorf("read segment %s position %d: %w", s.path, pos, err)
+		return batch.Header{}, fmt.Errorf("read segment %s position %d: %w: %v", s.path, pos, ErrStorage, err)
 	}
 	h, err := batch.ParseHeader(buf[:])
 	if err != nil {
-		return h, fmt.Errorf("segment %s position %d: %w", s.path, pos, err)
+		return h, fmt.Errorf("%w: segment %s position %d: %w", ErrCorrupt, s.path, pos, err)
+	}
+	if int64(h.Size()) > end-pos {
+		return h, fmt.Errorf("%w: segment %s position %d: batch of %d bytes runs past %d", ErrCorrupt, s.path, pos, h.Size(), end)
 	}
 	return h, nil
 }
@@ -124,11 +148,18 @@ func (s *segment) findPos(offset, end int64) (pos int64, ok bool, err error) {
 	if err != nil {
 		return 0, false, err
 	}
+	if pos > 0 && pos >= end {
+		// Entries below offset are for batches below it, so below end: the index is damaged.
+		return 0, false, fmt.Errorf("%w: index %s points at position %d, past %d", ErrCorrupt, s.index.path, pos, end)
+	}
 	var buf [batch.HeaderSize]byte
-	for pos < end {
-		h, err := s.readHeader(pos, &buf)
+	for first := pos > 0; pos < end; first = false {
+		h, err := s.readHeader(pos, end, &buf)
 		if err != nil {
 			return 0, false, err
+		}
+		if first && h.BaseOffset > offset {
+			return 0, false, fmt.Errorf("%w: index %s points offset %d at a batch starting at %d", ErrCorrupt, s.index.path, offset, h.BaseOffset)
 		}
 		if h.LastOffset() >= offset {
 			return pos, true, nil
@@ -154,7 +185,7 @@ func (s *segment) extend(start, end, maxBytes int64, minOne bool) (int64, error)
 	}
 	var buf [batch.HeaderSize]byte
 	for pos < end {
-		h, err := s.readHeader(pos, &buf)
+		h, err := s.readHeader(pos, end, &buf)
 		if err != nil {
 			return 0, err
 		}
@@ -170,39 +201,66 @@ func (s *segment) extend(start, end, maxBytes int64, minOne bool) (int64, error)
 	return pos, nil
 }
 
-// verify CRC-checks the batches loaded from disk (below the size the segment had when opened)
-// once. It returns an error naming the file and position of the first corrupt batch.
-func (s *segment) verify(upTo int64) error {
-	if upTo > s.diskEnd {
-		upTo = s.diskEnd
+// verify CRC-checks the bytes of [start, stop) (whole batches) that were loaded from disk.
+// The segment's verified prefix grows once and is not checked again. It returns the position
+// of the first corrupt batch in [start, stop) with an error naming the file, or -1, nil. A
+// read that starts past known damage checks its own range, so the damage does not make the
+// rest of the segment unreadable.
+func (s *segment) verify(start, stop int64) (bad int64, err error) {
+	if stop > s.diskEnd {
+		stop = s.diskEnd
 	}
-	if upTo <= s.verifiedEnd.Load() {
-		return nil
+	if stop <= start || stop <= s.verifiedEnd.Load() {
+		return -1, nil
 	}
 	s.verifyMu.Lock()
 	defer s.verifyMu.Unlock()
-	if s.corruptErr != nil {
-		return s.corruptErr
+	if stop <= s.verifiedEnd.Load() {
+		return -1, nil
 	}
-	start := s.verifiedEnd.Load()
-	if upTo <= start {
-		return nil
+	if s.corruptErr == nil {
+		res := scanBatches(s.file, s.verifiedEnd.Load(), stop, nil)
+		if res.err == nil {
+			s.verifiedEnd.Store(stop)
+			return -1, nil
+		}
+		if errors.Is(res.err, ErrStorage) {
+			return res.validEnd, res.err // an I/O error is not damage: nothing remembered
+		}
+		s.verifiedEnd.Store(res.validEnd)
+		s.corruptAt, s.corruptErr = res.validEnd, s.corruptError(res)
 	}
-	res := scanBatches(s.file, start, upTo, nil)
-	if res.err != nil && res.err != io.EOF {
-		s.corruptAt = res.validEnd
-		s.corruptErr = fmt.Errorf("%w: segment %s: batch at position %d: %v", ErrCorrupt, s.path, res.validEnd, res.err)
-		return s.corruptErr
+	// The verified prefix ends at the damage, below stop.
+	if s.corruptAt >= start {
+		return s.corruptAt, s.corruptErr
 	}
-	s.verifiedEnd.Store(upTo)
-	return nil
+	if res := scanBatches(s.file, start, stop, nil); res.err != nil {
+		if errors.Is(res.err, ErrStorage) {
+			return res.validEnd, res.err
+		}
+		return res.validEnd, s.corruptError(res)
+	}
+	return -1, nil
 }
 
-// corruptPos is the position of the first corrupt batch verify found, or -1.
-func (s *segment) corruptPos() int64 {
-	s.verifyMu.Lock()
-	defer s.verifyMu.Unlock()
-	return s.corruptAt
+func (s *segment) corruptError(res scanResult) error {
+	return fmt.Errorf("%w: segment %s: batch at position %d: %v", ErrCorrupt, s.path, res.validEnd, res.err)
+}
+
+// syncFiles fsyncs the log and, for a sealed segment, its indexes.
+func (s *segment) syncFiles(sync func(*os.File) error, indexes bool) error {
+	if err := sync(s.file); err != nil {
+		return fmt.Errorf("fsync %s: %w: %v", s.path, ErrStorage, err)
+	}
+	if !indexes {
+		return nil
+	}
+	for _, x := range [...]*indexFile{s.index.indexFile, s.tindex.indexFile} {
+		if err := sync(x.f); err != nil {
+			return fmt.Errorf("fsync %s: %w: %v", x.path, ErrStorage, err)
+		}
+	}
+	return nil
 }
 
 // seal makes the segment read-only: a final time index entry, trimmed index files, flushed data

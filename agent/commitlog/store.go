@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -65,7 +66,7 @@ func (o *Options) validate() error {
 		o.Logger = slog.Default()
 	}
 	if o.MaxPartitions <= 0 {
-		o.MaxPartitions = 10000
+		o.MaxPartitions = defaultMaxPartitions
 	}
 	if err := ValidateTopicConfigs(o.TopicDefaults); err != nil {
 		return fmt.Errorf("topic_defaults: %w", err)
@@ -74,11 +75,12 @@ func (o *Options) validate() error {
 }
 
 const (
-	cleanMarker = ".clean_shutdown"
-	lockName    = ".lock"
-	metaName    = "meta.json"
-	topicsDir   = "topics"
-	topicMeta   = "topic.json"
+	defaultMaxPartitions = 10000
+	cleanMarker          = ".clean_shutdown"
+	lockName             = ".lock"
+	metaName             = "meta.json"
+	topicsDir            = "topics"
+	topicMeta            = "topic.json"
 )
 
 // Store is the set of topics and partition logs in one data directory:
@@ -97,11 +99,22 @@ type Store struct {
 	byID   map[[16]byte]*Topic
 	closed bool
 
-	chMu sync.Mutex
-	ch   chan struct{}
+	chMu    sync.Mutex
+	ch      chan struct{}
+	chTaken atomic.Bool // someone holds ch: only then does a change replace it
 
 	metrics storeMetrics
+	fsync   fsyncer
 }
+
+// fsyncer does a Store's fsyncs of segment files and partition directories. Tests replace
+// defaultFsyncer before Open to observe or fail them.
+type fsyncer struct {
+	file func(f *os.File) error
+	dir  func(dir string) error
+}
+
+var defaultFsyncer = fsyncer{file: datasync, dir: syncDir}
 
 type storeMeta struct {
 	ClusterID string `json:"cluster_id"`
@@ -113,7 +126,7 @@ func Open(opts Options) (*Store, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
-	s := &Store{opts: opts, log: opts.Logger, topics: map[string]*Topic{}, byID: map[[16]byte]*Topic{}, ch: make(chan struct{})}
+	s := &Store{opts: opts, log: opts.Logger, topics: map[string]*Topic{}, byID: map[[16]byte]*Topic{}, ch: make(chan struct{}), fsync: defaultFsyncer}
 	if err := os.MkdirAll(filepath.Join(opts.Dir, topicsDir), 0o755); err != nil {
 		return nil, fmt.Errorf("create data dir %s: %w", opts.Dir, err)
 	}
@@ -197,9 +210,19 @@ func (s *Store) loadTopics(clean bool) error {
 			}
 			continue
 		}
+		if _, err := os.Stat(filepath.Join(dir, topicMeta)); errors.Is(err, os.ErrNotExist) {
+			if err := s.removeIncompleteTopic(dir); err != nil {
+				return err
+			}
+			continue
+		}
 		t, err := s.loadTopic(dir, clean)
 		if err != nil {
 			return err
+		}
+		if other := s.byID[t.id]; other != nil {
+			t.closeLogs(ErrClosed)
+			return fmt.Errorf("read topic %s: id %s is also topic %q's", filepath.Join(dir, topicMeta), hexID(t.id), other.name)
 		}
 		s.topics[t.name], s.byID[t.id] = t, t
 	}
@@ -233,10 +256,8 @@ func (s *Store) closeLogs() error {
 	defer s.mu.RUnlock()
 	var first error
 	for _, t := range s.topics {
-		for _, l := range t.parts {
-			if err := l.close(); err != nil && first == nil {
-				first = fmt.Errorf("close %s-%d: %w", t.name, l.partition, err)
-			}
+		if err := t.closeLogs(ErrClosed); err != nil && first == nil {
+			first = err
 		}
 	}
 	return first
@@ -252,13 +273,22 @@ func (s *Store) Dir() string { return s.opts.Dir }
 func (s *Store) Changed() <-chan struct{} {
 	s.chMu.Lock()
 	defer s.chMu.Unlock()
+	s.chTaken.Store(true)
 	return s.ch
 }
 
+// notifyChanged wakes Changed's callers. With nobody waiting it costs one atomic load: it runs
+// on every append.
 func (s *Store) notifyChanged() {
+	if !s.chTaken.Load() {
+		return
+	}
 	s.chMu.Lock()
-	close(s.ch)
-	s.ch = make(chan struct{})
+	if s.chTaken.Load() {
+		close(s.ch)
+		s.ch = make(chan struct{})
+		s.chTaken.Store(false)
+	}
 	s.chMu.Unlock()
 }
 

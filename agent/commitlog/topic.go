@@ -4,9 +4,13 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 )
 
@@ -21,6 +25,7 @@ type Topic struct {
 	overrides map[string]string
 	cfg       *TopicConfig
 	parts     []*Log
+	gone      error // ErrUnknownTopic once deleted, ErrClosed once the store closed
 }
 
 type topicFile struct {
@@ -97,6 +102,15 @@ func (s *Store) loadTopic(dir string, clean bool) (*Topic, error) {
 	if err := json.Unmarshal(data, &tf); err != nil {
 		return nil, fmt.Errorf("read topic %s: %w", path, err)
 	}
+	if err := ValidateTopicName(tf.Name); err != nil {
+		return nil, fmt.Errorf("read topic %s: %w", path, err)
+	}
+	if tf.Name != filepath.Base(dir) {
+		return nil, fmt.Errorf("read topic %s: name %q does not match its directory", path, tf.Name)
+	}
+	if limit := max(s.opts.MaxPartitions, defaultMaxPartitions); tf.Partitions < 1 || tf.Partitions > limit {
+		return nil, fmt.Errorf("read topic %s: %w: %d (allowed: 1..%d)", path, ErrInvalidPartitions, tf.Partitions, limit)
+	}
 	idb, err := hex.DecodeString(tf.ID)
 	if err != nil || len(idb) != 16 {
 		return nil, fmt.Errorf("read topic %s: bad id %q", path, tf.ID)
@@ -112,13 +126,43 @@ func (s *Store) loadTopic(dir string, clean bool) (*Topic, error) {
 	cfg := buildTopicConfig(s.opts.TopicDefaults, t.overrides)
 	t.cfg = &cfg
 	for p := int32(0); p < tf.Partitions; p++ {
-		l, err := openLog(s, t.name, p, partitionDir(dir, p), t.cfg, clean)
+		pdir := partitionDir(dir, p)
+		if _, err := os.Stat(pdir); errors.Is(err, os.ErrNotExist) {
+			s.log.Warn("partition directory missing; starting it empty", "dir", pdir)
+		}
+		l, err := openLog(s, t.name, p, pdir, t.cfg, clean)
 		if err != nil {
+			t.closeLogs(ErrClosed)
 			return nil, fmt.Errorf("open %s-%d: %w", t.name, p, err)
 		}
 		t.parts = append(t.parts, l)
 	}
 	return t, nil
+}
+
+// removeIncompleteTopic deals with a topic directory without topic.json: what a crash in
+// CreateTopic leaves (topic.json is written last). Without data it is removed; with data it
+// is an error, for an operator to look at.
+func (s *Store) removeIncompleteTopic(dir string) error {
+	var data string
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(path, ".log") {
+			if info, err := d.Info(); err == nil && info.Size() > 0 {
+				data = path
+				return fs.SkipAll
+			}
+		}
+		return nil
+	})
+	meta := filepath.Join(dir, topicMeta)
+	if data != "" {
+		return fmt.Errorf("read topic %s: missing, but %s holds records; restore the file or remove the directory", meta, data)
+	}
+	s.log.Warn("removing a topic directory without topic.json (an interrupted topic creation)", "dir", dir)
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("remove incomplete topic dir %s: %w", dir, err)
+	}
+	return nil
 }
 
 // CreateTopic creates a topic with Kafka config overrides. With validateOnly it checks
@@ -157,14 +201,14 @@ func (s *Store) CreateTopic(name string, partitions int32, configs map[string]st
 	for p := int32(0); p < partitions; p++ {
 		l, err := openLog(s, name, p, partitionDir(t.dir, p), t.cfg, true)
 		if err != nil {
-			t.closeLogs()
+			t.closeLogs(ErrUnknownTopic)
 			os.RemoveAll(t.dir)
 			return nil, fmt.Errorf("create %s-%d: %w", name, p, err)
 		}
 		t.parts = append(t.parts, l)
 	}
 	if err := t.save(); err != nil {
-		t.closeLogs()
+		t.closeLogs(ErrUnknownTopic)
 		os.RemoveAll(t.dir)
 		return nil, err
 	}
@@ -176,10 +220,21 @@ func (s *Store) CreateTopic(name string, partitions int32, configs map[string]st
 	return t, nil
 }
 
-func (t *Topic) closeLogs() {
-	for _, l := range t.parts {
-		l.close()
+// closeLogs closes the topic's partitions; admin operations on it fail with gone from now on.
+func (t *Topic) closeLogs(gone error) error {
+	t.mu.Lock()
+	if t.gone == nil {
+		t.gone = gone
 	}
+	parts := t.parts
+	t.mu.Unlock()
+	var first error
+	for _, l := range parts {
+		if err := l.close(); err != nil && first == nil {
+			first = fmt.Errorf("close %s-%d: %w", t.name, l.partition, err)
+		}
+	}
+	return first
 }
 
 // DeleteTopic removes a topic and its data.
@@ -193,7 +248,7 @@ func (s *Store) DeleteTopic(name string) error {
 	delete(s.topics, name)
 	delete(s.byID, t.id)
 	s.mu.Unlock()
-	t.closeLogs()
+	t.closeLogs(ErrUnknownTopic)
 	tomb := filepath.Join(filepath.Dir(t.dir), ".deleted-"+name+"-"+hexID(t.id))
 	if err := os.Rename(t.dir, tomb); err != nil {
 		return fmt.Errorf("delete topic %s: %w", name, err)
@@ -216,6 +271,9 @@ func (s *Store) CreatePartitions(name string, count int32, validateOnly bool) er
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.gone != nil {
+		return fmt.Errorf("create partitions for %q: %w", name, t.gone)
+	}
 	cur := int32(len(t.parts))
 	if count <= cur || count > s.opts.MaxPartitions {
 		return fmt.Errorf("%w: topic %q has %d partitions; new count %d must be more (max %d)", ErrInvalidPartitions, name, cur, count, s.opts.MaxPartitions)
@@ -223,14 +281,26 @@ func (s *Store) CreatePartitions(name string, count int32, validateOnly bool) er
 	if validateOnly {
 		return nil
 	}
+	undo := func() {
+		for p, l := range t.parts[cur:] {
+			l.close()
+			os.RemoveAll(partitionDir(t.dir, cur+int32(p)))
+		}
+		t.parts = slices.Clip(t.parts[:cur])
+	}
 	for p := cur; p < count; p++ {
 		l, err := openLog(s, name, p, partitionDir(t.dir, p), t.cfg, true)
 		if err != nil {
+			undo()
 			return fmt.Errorf("create %s-%d: %w", name, p, err)
 		}
 		t.parts = append(t.parts, l)
 	}
-	return t.save()
+	if err := t.save(); err != nil {
+		undo()
+		return err
+	}
+	return nil
 }
 
 // AlterTopicConfig applies IncrementalAlterConfigs operations to a topic and persists them.
@@ -241,6 +311,9 @@ func (s *Store) AlterTopicConfig(name string, ops []ConfigOp, validateOnly bool)
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.gone != nil {
+		return fmt.Errorf("alter configs of %q: %w", name, t.gone)
+	}
 	next, err := applyConfigOps(t.overrides, ops)
 	if err != nil {
 		return fmt.Errorf("topic %q: %w", name, err)

@@ -3,6 +3,7 @@ package kafka
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -172,13 +173,28 @@ func (c *conn) readLoop() {
 	}()
 	br := bufio.NewReaderSize(c.nc, readBufferSize)
 	for {
+		held, err := c.reserveFrame(br)
+		if err != nil {
+			c.readFailed(err)
+			return
+		}
 		req, err := readRequest(br, c.s.opts.MaxRequestBytes)
 		if err != nil {
+			c.releaseFrame(held)
 			c.readFailed(err)
 			return
 		}
 		c.s.m.request(req.key, req.size)
 		rep, err := c.s.dispatch(c, req)
+		// The frame's bytes are no longer needed once the handler's synchronous part (a
+		// produce's append) is done; waiting parts keep only small state.
+		c.releaseFrame(held)
+		if req.key == produceKey {
+			// Produce handlers keep nothing that aliases the frame (record bytes were
+			// written by Append; names are copied), so its buffer can be reused.
+			putFrameBuf(req.frame)
+		}
+		req.frame = nil
 		if rep != nil && !c.enqueue(rep) {
 			return
 		}
@@ -186,6 +202,37 @@ func (c *conn) readLoop() {
 			c.closeFor(err, req.key, req.version)
 			return
 		}
+	}
+}
+
+// reserveFrame peeks at the next frame's size and takes that many bytes from the server-wide
+// request budget (MaxQueuedBytes), waiting while other requests hold it. A frame larger than
+// the whole budget takes all of it. Bad sizes take nothing: readRequest rejects them.
+func (c *conn) reserveFrame(br *bufio.Reader) (int64, error) {
+	head, err := br.Peek(4)
+	if err != nil {
+		return 0, err
+	}
+	n := int64(int32(binary.BigEndian.Uint32(head)))
+	if n <= 0 || n > int64(c.s.opts.MaxRequestBytes) {
+		return 0, nil
+	}
+	n = min(n, c.s.opts.MaxQueuedBytes)
+	if !c.s.queued.TryAcquire(n) {
+		c.s.m.queuedWaits.Add(1)
+		if err := c.s.queued.Acquire(c.ctx, n); err != nil {
+			return 0, err
+		}
+	}
+	c.s.m.queuedBytes.Add(n)
+	return n, nil
+}
+
+// releaseFrame gives back what reserveFrame took.
+func (c *conn) releaseFrame(n int64) {
+	if n > 0 {
+		c.s.m.queuedBytes.Add(-n)
+		c.s.queued.Release(n)
 	}
 }
 

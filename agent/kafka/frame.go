@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -38,6 +39,7 @@ type request struct {
 	corrID   int32
 	clientID string
 	size     int          // bytes on the wire, size prefix included
+	frame    []byte       // the frame (pooled); request fields may alias it
 	msg      kmsg.Request // nil only for an ApiVersions request newer than we speak
 }
 
@@ -70,6 +72,7 @@ func readRequest(r io.Reader, maxBytes int32) (*request, error) {
 		return nil, err
 	}
 	req.size = len(frame) + 4
+	req.frame = frame
 	return req, nil
 }
 
@@ -99,21 +102,69 @@ func readFrame(r io.Reader, maxBytes int32) ([]byte, error) {
 	if n > maxBytes {
 		return nil, errFrame(causeTooLarge, key, version, "frame of %d bytes exceeds the %d byte limit (socket.request.max.bytes)", n, maxBytes)
 	}
-	buf := make([]byte, len(hdr), min(int(n), frameChunk))
+	// Take at most frameChunk before bytes arrive, so a peer announcing a huge size and
+	// sending nothing costs little; then the rest in one step.
+	buf := getFrameBuf(min(int(n), frameChunk))[:len(hdr)]
 	copy(buf, hdr[:])
-	for len(buf) < int(n) {
-		if len(buf) == cap(buf) {
-			grown := make([]byte, len(buf), min(int(n), 2*cap(buf)))
-			copy(grown, buf)
-			buf = grown
-		}
-		m, err := io.ReadFull(r, buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+m]
-		if err != nil {
-			return nil, fmt.Errorf("read %d byte frame (got %d): %w", n, len(buf), noEOF(err))
-		}
+	first := min(int(n), frameChunk)
+	m, err := io.ReadFull(r, buf[len(hdr):first])
+	buf = buf[:len(hdr)+m]
+	if err == nil && int(n) > first {
+		whole := getFrameBuf(int(n))[:first]
+		copy(whole, buf)
+		putFrameBuf(buf)
+		buf = whole
+		m, err = io.ReadFull(r, buf[first:n])
+		buf = buf[:first+m]
+	}
+	if err != nil {
+		putFrameBuf(buf)
+		return nil, fmt.Errorf("read %d byte frame (got %d): %w", n, len(buf), noEOF(err))
 	}
 	return buf, nil
+}
+
+// Frame buffers are pooled by power-of-two size class from 4 KiB to 4 MiB, so a steady
+// stream of produce requests reuses memory instead of allocating a frame per request.
+const (
+	minPooledFrame = 4 << 10
+	maxPooledFrame = 4 << 20
+)
+
+var framePools [11]sync.Pool // 4 KiB << i
+
+// frameClass returns the pool index whose buffers hold n bytes, or -1 when n is too large.
+func frameClass(n int) int {
+	if n > maxPooledFrame {
+		return -1
+	}
+	c := 0
+	for size := minPooledFrame; size < n; size <<= 1 {
+		c++
+	}
+	return c
+}
+
+// getFrameBuf returns a buffer of length n.
+func getFrameBuf(n int) []byte {
+	c := frameClass(n)
+	if c < 0 {
+		return make([]byte, n)
+	}
+	if b, ok := framePools[c].Get().(*[]byte); ok {
+		return (*b)[:n]
+	}
+	return make([]byte, n, minPooledFrame<<c)
+}
+
+// putFrameBuf recycles a buffer from getFrameBuf; nothing may use it afterwards.
+func putFrameBuf(b []byte) {
+	c := frameClass(cap(b))
+	if c < 0 || cap(b) != minPooledFrame<<c {
+		return
+	}
+	b = b[:0]
+	framePools[c].Put(&b)
 }
 
 // noEOF turns io.EOF inside a frame into io.ErrUnexpectedEOF.
@@ -217,3 +268,6 @@ func appendResponse(dst []byte, corrID int32, resp kmsg.Response) []byte {
 	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-4))
 	return dst
 }
+
+// produceKey is the Produce API key.
+const produceKey = 0

@@ -56,6 +56,8 @@ type metrics struct {
 	connsOpen     atomic.Int64
 	connsTotal    atomic.Uint64
 	connsRejected atomic.Uint64
+	queuedWaits   atomic.Uint64 // reads that waited for the request memory budget
+	queuedBytes   atomic.Int64  // request bytes held from the budget now
 	bytesIn       atomic.Uint64
 	bytesOut      atomic.Uint64
 	fetchWaiting  atomic.Int64
@@ -152,6 +154,10 @@ func (s *Server) WriteMetrics(w io.Writer) {
 	p("samsa_kafka_connections_total %d\n", m.connsTotal.Load())
 	p("# HELP samsa_kafka_connections_rejected_total Connections refused because of max connections.\n# TYPE samsa_kafka_connections_rejected_total counter\n")
 	p("samsa_kafka_connections_rejected_total %d\n", m.connsRejected.Load())
+	p("# HELP samsa_kafka_request_budget_waits_total Request reads that waited for queued_max_request_bytes.\n# TYPE samsa_kafka_request_budget_waits_total counter\n")
+	p("samsa_kafka_request_budget_waits_total %d\n", m.queuedWaits.Load())
+	p("# HELP samsa_kafka_request_bytes_held Request bytes in memory, of queued_max_request_bytes.\n# TYPE samsa_kafka_request_bytes_held gauge\n")
+	p("samsa_kafka_request_bytes_held %d\n", m.queuedBytes.Load())
 	p("# HELP samsa_kafka_connection_closes_total Connections closed by the server, by reason.\n# TYPE samsa_kafka_connection_closes_total counter\n")
 	for i, name := range causeNames {
 		p("samsa_kafka_connection_closes_total{reason=%q} %d\n", name, m.closes[i].Load())

@@ -16,6 +16,7 @@ type Options struct {
 	AutoCreateTopics  bool             // create unknown topics on Metadata/Produce
 	DefaultPartitions int32            // partitions of auto-created topics; default 1
 	MaxRequestBytes   int32            // socket.request.max.bytes; default 100 MiB
+	MaxQueuedBytes    int64            // queued.max.request.bytes: all requests in memory at once; default 128 MiB
 	MaxConnections    int              // default 1024
 	MaxInFlight       int              // requests queued per connection before reading pauses; default 64
 	Logger            *slog.Logger     // default slog.Default()
@@ -33,6 +34,9 @@ func (o *Options) setDefaults() error {
 	}
 	if o.MaxRequestBytes <= 0 {
 		o.MaxRequestBytes = 100 << 20
+	}
+	if o.MaxQueuedBytes <= 0 {
+		o.MaxQueuedBytes = 128 << 20
 	}
 	if o.MaxConnections <= 0 {
 		o.MaxConnections = 1024

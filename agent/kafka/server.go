@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/samsa-io/samsa/agent/commitlog"
 )
@@ -25,6 +26,8 @@ type Server struct {
 	store *commitlog.Store
 	log   *slog.Logger
 	m     metrics
+
+	queued *semaphore.Weighted // bytes of requests in memory, over all connections
 
 	draining chan struct{} // closed by Shutdown: long polls answer now
 
@@ -46,6 +49,7 @@ func NewServer(opts Options) (*Server, error) {
 		opts:      opts,
 		store:     opts.Store,
 		log:       opts.Logger,
+		queued:    semaphore.NewWeighted(opts.MaxQueuedBytes),
 		draining:  make(chan struct{}),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*conn]struct{}),
