@@ -93,6 +93,7 @@ func openLog(store *Store, topic string, partition int32, dir string, cfg *Topic
 		return nil, err
 	}
 	a := l.active()
+	l.restoreSegmentAge(a, cfg)
 	l.logStart = l.segments[0].base
 	l.leo = a.next
 	l.hw, l.hwSeg, l.hwPos, l.flushed = l.leo, a, a.size, l.leo
@@ -101,6 +102,30 @@ func openLog(store *Store, topic string, partition int32, dir string, cfg *Topic
 	l.dirDirty = true
 	go l.syncer()
 	return l, nil
+}
+
+// restoreSegmentAge dates a reopened active segment by its first batch's timestamp, so that
+// segment.ms counts from the first record rather than from the last restart. The timestamp is
+// clamped to [now - segment.ms, now]: a device clock far in the past rolls the segment once,
+// never on every append.
+func (l *Log) restoreSegmentAge(a *segment, cfg *TopicConfig) {
+	if a.size < batch.HeaderSize {
+		return
+	}
+	var buf [batch.HeaderSize]byte
+	h, err := a.readHeader(0, a.size, &buf)
+	if err != nil {
+		return
+	}
+	now := time.Now()
+	first := time.UnixMilli(h.MaxTimestamp)
+	if cfg.SegmentAge > 0 && first.Before(now.Add(-cfg.SegmentAge)) {
+		first = now.Add(-cfg.SegmentAge)
+	}
+	if first.After(now) {
+		first = now
+	}
+	a.created = first
 }
 
 // listSegments returns the base offsets of the .log files in dir, sorted.

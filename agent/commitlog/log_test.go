@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/samsa-io/samsa/agent/commitlog/batch"
 )
@@ -455,3 +456,31 @@ func TestSecondStoreOnSameDirIsRefused(t *testing.T) {
 }
 
 var _ = io.EOF
+
+// TestSegmentAgeSurvivesRestart: segment.ms counts from the active segment's first record, not
+// from the last restart, and a clock far in the past rolls once, not on every append.
+func TestSegmentAgeSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	s := openTestStore(t, dir, Options{})
+	topic, err := s.CreateTopic("aged", 1, map[string]string{"segment.ms": "3600000"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	twoHoursAgo := time.Now().Add(-2 * time.Hour).UnixMilli()
+	if _, err := topic.Partition(0).Append(makeBatch(t, 1, "old", twoHoursAgo)); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = openTestStore(t, dir, Options{})
+	defer s.Close()
+	l := s.Topic("aged").Partition(0)
+	for i := 0; i < 3; i++ {
+		if _, err := l.Append(makeBatch(t, 1, "new", time.Now().UnixMilli())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The first append after the restart rolled (the segment was 2h old); later ones did not.
+	if n := l.NumSegments(); n != 2 {
+		t.Fatalf("segments after restart and 3 appends: %d, want 2", n)
+	}
+}
