@@ -12,15 +12,17 @@ import (
 	"time"
 
 	"github.com/samsa-io/samsa/agent/commitlog"
+	"github.com/samsa-io/samsa/agent/groups"
 	"github.com/samsa-io/samsa/agent/kafka"
 )
 
 // Agent is one running samsa node: the commit log, the Kafka listener and the HTTP endpoint.
 type Agent struct {
-	cfg   Config
-	log   *slog.Logger
-	store *commitlog.Store
-	kafka *kafka.Server
+	cfg    Config
+	log    *slog.Logger
+	store  *commitlog.Store
+	groups *groups.Coordinator
+	kafka  *kafka.Server
 
 	kafkaLn net.Listener
 	httpLn  net.Listener
@@ -58,20 +60,47 @@ func (a *Agent) Start() error {
 		FsyncInterval: a.cfg.FsyncInterval.Duration(),
 		TopicDefaults: a.cfg.TopicDefaults,
 		Logger:        a.log.With("component", "commitlog"),
+
+		ProducerIDExpiration: a.cfg.ProducerIDExpiration.Duration(),
 	})
 	if err != nil {
 		a.httpSrv.Close()
 		return fmt.Errorf("open data dir: %w", err)
 	}
 	a.store = store
+	if err := a.startGroups(); err != nil {
+		a.httpSrv.Close()
+		store.Close()
+		return err
+	}
 	if err := a.startKafka(); err != nil {
 		a.httpSrv.Close()
+		a.groups.Close()
 		store.Close()
 		return err
 	}
 	a.ready.Store(true)
 	a.log.Info("samsa agent ready", "kafka", a.KafkaAddr(), "http", a.HTTPAddr(), "data_dir", a.cfg.DataDir,
 		"fsync", a.cfg.Fsync, "startup", time.Since(a.started).Round(time.Millisecond))
+	return nil
+}
+
+// startGroups opens the group coordinator, which replays __consumer_offsets.
+func (a *Agent) startGroups() error {
+	g, err := groups.New(groups.Options{
+		Store:                 a.store,
+		Logger:                a.log.With("component", "groups"),
+		MinSessionTimeout:     a.cfg.GroupMinSessionTimeout.Duration(),
+		MaxSessionTimeout:     a.cfg.GroupMaxSessionTimeout.Duration(),
+		InitialRebalanceDelay: a.cfg.GroupInitialRebalanceDelay.Duration(),
+		MaxGroups:             a.cfg.MaxGroups,
+		MaxGroupSize:          a.cfg.GroupMaxSize,
+		OffsetsRetention:      a.cfg.OffsetsRetention.Duration(),
+	})
+	if err != nil {
+		return fmt.Errorf("group coordinator: %w", err)
+	}
+	a.groups = g
 	return nil
 }
 
@@ -108,6 +137,7 @@ func (a *Agent) startKafka() error {
 		MaxRequestBytes:   a.cfg.SocketRequestMaxBytes,
 		MaxQueuedBytes:    int64(a.cfg.QueuedMaxRequestBytes),
 		MaxConnections:    a.cfg.MaxConnections,
+		Groups:            a.groups,
 		Logger:            a.log.With("component", "kafka"),
 	})
 	if err != nil {
@@ -166,6 +196,9 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 		if err := a.kafka.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("kafka server: %w", err))
 		}
+	}
+	if a.groups != nil {
+		a.groups.Close()
 	}
 	if a.store != nil {
 		if err := a.store.Close(); err != nil {

@@ -32,7 +32,7 @@ func TestHealthAndMetrics(t *testing.T) {
 	if code, body := httpGet(t, "http://"+a.HTTPAddr()+"/healthz"); code != 200 || strings.TrimSpace(body) != "ok" {
 		t.Fatalf("healthz: %d %q", code, body)
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(a.KafkaAddr()), kgo.DisableIdempotentWrite(), kgo.DefaultProduceTopic("m"), kgo.AllowAutoTopicCreation())
+	cl, err := kgo.NewClient(kgo.SeedBrokers(a.KafkaAddr()), kgo.DefaultProduceTopic("m"), kgo.AllowAutoTopicCreation())
 	if err != nil {
 		t.Fatal(err)
 	}

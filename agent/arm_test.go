@@ -54,7 +54,7 @@ func TestArmBinariesUnderQemu(t *testing.T) {
 // produceN produces values v<from>..v<from+n-1> with acks=all and fails on any error.
 func produceN(t *testing.T, addr, topic string, from, n int) {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DisableIdempotentWrite(), kgo.AllowAutoTopicCreation(), kgo.DefaultProduceTopic(topic))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.AllowAutoTopicCreation(), kgo.DefaultProduceTopic(topic))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,6 +51,10 @@ type Config struct {
 	QueuedMaxRequestBytes int `yaml:"queued_max_request_bytes"`
 	// MaxConnections bounds concurrent client connections. Default 1024; 1..1048576.
 	MaxConnections int `yaml:"max_connections"`
+	// ProducerIDExpiration is Kafka's producer.id.expiration.ms: each partition forgets an
+	// idempotent producer id idle this long (its next batch is then accepted at any sequence).
+	// Default 24h (Kafka's 1 day); > 0 and <= 720h.
+	ProducerIDExpiration Duration `yaml:"producer_id_expiration"`
 	// LogLevel is one of debug, info, warn, error. Default "info".
 	LogLevel string `yaml:"log_level"`
 	// LogFormat is "text" or "json". Default "text".
@@ -60,6 +64,23 @@ type Config struct {
 	// keys and values. In the environment: SAMSA_TOPIC_DEFAULTS="k=v,k2=v2" (a comma followed
 	// by text without '=' continues the previous value, so cleanup.policy=compact,delete works).
 	TopicDefaults map[string]string `yaml:"topic_defaults"`
+
+	// Consumer groups (config_groups.go has the limits). GroupInitialRebalanceDelay is
+	// group.initial.rebalance.delay.ms: the first join phase of an empty group waits this
+	// long for more members. Default 3s; 0..5m.
+	GroupInitialRebalanceDelay Duration `yaml:"group_initial_rebalance_delay"`
+	// GroupMinSessionTimeout and GroupMaxSessionTimeout bound the session timeout a member may
+	// ask for (group.min/max.session.timeout.ms). Defaults 6s and 30m; min <= max.
+	GroupMinSessionTimeout Duration `yaml:"group_min_session_timeout"`
+	GroupMaxSessionTimeout Duration `yaml:"group_max_session_timeout"`
+	// GroupMaxSize caps the members of one group (group.max.size). Default 1000.
+	GroupMaxSize int `yaml:"group_max_size"`
+	// MaxGroups caps the groups held; a request that would create another gets
+	// COORDINATOR_NOT_AVAILABLE. Default 10000.
+	MaxGroups int `yaml:"max_groups"`
+	// OffsetsRetention is offsets.retention.minutes: the offsets of a group without members
+	// expire this long after their commit (or the group emptying). Default 168h (7 days).
+	OffsetsRetention Duration `yaml:"offsets_retention"`
 }
 
 // EnvPrefix starts every environment variable that overrides a config key.
@@ -75,6 +96,7 @@ const (
 	minRequestMaxBytes  = 1024
 	maxRequestMaxBytes  = 1 << 30
 	maxMaxConnections   = 1 << 20
+	maxProducerIDExpiry = 30 * 24 * time.Hour
 )
 
 // DefaultConfig is the embedded configuration an agent runs with when nothing else is given.
@@ -92,9 +114,17 @@ func DefaultConfig() Config {
 		SocketRequestMaxBytes: 100 << 20,
 		QueuedMaxRequestBytes: 128 << 20,
 		MaxConnections:        1024,
+		ProducerIDExpiration:  Duration(24 * time.Hour),
 		LogLevel:              "info",
 		LogFormat:             "text",
 		TopicDefaults:         map[string]string{},
+
+		GroupInitialRebalanceDelay: Duration(3 * time.Second),
+		GroupMinSessionTimeout:     Duration(6 * time.Second),
+		GroupMaxSessionTimeout:     Duration(30 * time.Minute),
+		GroupMaxSize:               1000,
+		MaxGroups:                  10000,
+		OffsetsRetention:           Duration(7 * 24 * time.Hour),
 	}
 }
 
@@ -114,7 +144,7 @@ func (c Config) Validate() error {
 			return fmt.Errorf("config key %q: %w", f.key, f.invalid(f.show(&c)))
 		}
 	}
-	return nil
+	return c.validateGroups()
 }
 
 // Set parses value into the key (a YAML key such as "kafka_addr") and checks it, as if it had
@@ -349,7 +379,7 @@ type field struct {
 	show    func(c *Config) string              // the current value as text
 }
 
-var fields = []field{
+var fields = append([]field{
 	stringField("data_dir", "a non-empty directory path", func(c *Config) *string { return &c.DataDir },
 		func(s string) bool { return s != "" }),
 	stringField("kafka_addr", "host:port, port 0-65535", func(c *Config) *string { return &c.KafkaAddr }, addrOK),
@@ -365,10 +395,11 @@ var fields = []field{
 		minRequestMaxBytes, maxRequestMaxBytes),
 	intField("queued_max_request_bytes", func(c *Config) *int { return &c.QueuedMaxRequestBytes }, 1<<20, 1<<30),
 	intField("max_connections", func(c *Config) *int { return &c.MaxConnections }, 1, maxMaxConnections),
+	durationField("producer_id_expiration", func(c *Config) *Duration { return &c.ProducerIDExpiration }, maxProducerIDExpiry),
 	enumField("log_level", func(c *Config) *string { return &c.LogLevel }, "debug", "info", "warn", "error"),
 	enumField("log_format", func(c *Config) *string { return &c.LogFormat }, "text", "json"),
 	topicDefaultsField("topic_defaults", func(c *Config) *map[string]string { return &c.TopicDefaults }),
-}
+}, groupFields...)
 
 // invalid is the error for a bad value of f.
 func (f *field) invalid(value string) error {

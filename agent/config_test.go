@@ -36,9 +36,17 @@ func TestDefaultConfig(t *testing.T) {
 		SocketRequestMaxBytes: 104857600,
 		QueuedMaxRequestBytes: 134217728,
 		MaxConnections:        1024,
+		ProducerIDExpiration:  Duration(24 * time.Hour),
 		LogLevel:              "info",
 		LogFormat:             "text",
 		TopicDefaults:         map[string]string{},
+
+		GroupInitialRebalanceDelay: Duration(3 * time.Second),
+		GroupMinSessionTimeout:     Duration(6 * time.Second),
+		GroupMaxSessionTimeout:     Duration(30 * time.Minute),
+		GroupMaxSize:               1000,
+		MaxGroups:                  10000,
+		OffsetsRetention:           Duration(168 * time.Hour),
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("DefaultConfig() = %+v, want %+v", c, want)
@@ -74,11 +82,18 @@ auto_create_topics: false
 default_partitions: 3
 socket_request_max_bytes: 1048576
 max_connections: 64
+producer_id_expiration: 2h
 log_level: debug
 log_format: json
 topic_defaults:
   segment.bytes: 16777216
   cleanup.policy: compact,delete
+group_initial_rebalance_delay: 0
+group_min_session_timeout: 1s
+group_max_session_timeout: 2m
+group_max_size: 50
+max_groups: 100
+offsets_retention: 24h
 `)
 	got, err := LoadConfig(p, nil)
 	if err != nil {
@@ -97,9 +112,16 @@ topic_defaults:
 		SocketRequestMaxBytes: 1 << 20,
 		QueuedMaxRequestBytes: 128 << 20,
 		MaxConnections:        64,
+		ProducerIDExpiration:  Duration(2 * time.Hour),
 		LogLevel:              "debug",
 		LogFormat:             "json",
 		TopicDefaults:         map[string]string{"segment.bytes": "16777216", "cleanup.policy": "compact,delete"},
+
+		GroupMinSessionTimeout: Duration(time.Second),
+		GroupMaxSessionTimeout: Duration(2 * time.Minute),
+		GroupMaxSize:           50,
+		MaxGroups:              100,
+		OffsetsRetention:       Duration(24 * time.Hour),
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got  %+v\nwant %+v", got, want)
@@ -176,13 +198,14 @@ func TestLoadConfigEnv(t *testing.T) {
 		"SAMSA_NODE_ID=5",
 		"SAMSA_NODE_ID=6", // the later entry wins
 		"SAMSA_MAX_CONNECTIONS= 10 ",
+		"SAMSA_PRODUCER_ID_EXPIRATION=90m",
 	}
 	c, err := LoadConfig(p, env)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.DataDir != "/from/file" || c.Fsync != "always" || c.FsyncInterval.Duration() != 200*time.Millisecond ||
-		c.AutoCreateTopics || c.NodeID != 6 || c.MaxConnections != 10 {
+		c.AutoCreateTopics || c.NodeID != 6 || c.MaxConnections != 10 || c.ProducerIDExpiration.Duration() != 90*time.Minute {
 		t.Errorf("got %+v", c)
 	}
 	wantTD := map[string]string{"segment.bytes": "1048576", "retention.ms": "60000", "cleanup.policy": "compact,delete"}
@@ -263,10 +286,19 @@ func TestInvalidValues(t *testing.T) {
 		{"socket_request_max_bytes", "1023", "an integer from 1024 to 1073741824"},
 		{"socket_request_max_bytes", "1073741825", "an integer from 1024 to 1073741824"},
 		{"max_connections", "0", "an integer from 1 to 1048576"},
+		{"producer_id_expiration", "0", "a duration > 0 and <= 720h such as 500ms or 2s, or integer milliseconds"},
+		{"producer_id_expiration", "721h", "a duration > 0 and <= 720h such as 500ms or 2s, or integer milliseconds"},
 		{"log_level", "verbose", "debug, info, warn, error"},
 		{"log_format", "xml", "text, json"},
 		{"topic_defaults", "segment.bytes", "a mapping of topic config keys to values (environment: k=v,k2=v2)"},
 		{"topic_defaults", "a=1,a=2", "a mapping of topic config keys to values (environment: k=v,k2=v2)"},
+		{"group_initial_rebalance_delay", "-1s", "a duration from 0s to 5m such as 500ms or 2s, or integer milliseconds"},
+		{"group_initial_rebalance_delay", "6m", "a duration from 0s to 5m such as 500ms or 2s, or integer milliseconds"},
+		{"group_min_session_timeout", "0", "a duration from 1ms to 24h such as 500ms or 2s, or integer milliseconds"},
+		{"group_max_session_timeout", "25h", "a duration from 1ms to 24h such as 500ms or 2s, or integer milliseconds"},
+		{"group_max_size", "0", "an integer from 1 to 1000000"},
+		{"max_groups", "0", "an integer from 1 to 1000000"},
+		{"offsets_retention", "30s", "a duration from 1m to 8760h such as 500ms or 2s, or integer milliseconds"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.key+"="+tt.value, func(t *testing.T) {

@@ -37,7 +37,7 @@ func TestCrashKill9UnderLoad(t *testing.T) {
 	for cycle := 0; cycle < cycles; cycle++ {
 		p := startAgentProcess(t, dir, "SAMSA_FSYNC=always")
 		verifyLog(t, p.kafkaAddr, topic, snapshot(), cycle)
-		cl, err := kgo.NewClient(kgo.SeedBrokers(p.kafkaAddr), kgo.DisableIdempotentWrite(),
+		cl, err := kgo.NewClient(kgo.SeedBrokers(p.kafkaAddr),
 			kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(time.Millisecond),
 			kgo.RecordRetries(0), kgo.MaxBufferedRecords(2000))
 		if err != nil {

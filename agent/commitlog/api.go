@@ -28,6 +28,15 @@ var (
 	ErrStorage = errors.New("storage error")
 	// ErrClosed: the log or store is closed.
 	ErrClosed = errors.New("log closed")
+	// ErrOutOfOrderSequence: an idempotent producer's batch does not continue its sequence
+	// (a gap, a reordering, or a new epoch that does not start at sequence 0).
+	ErrOutOfOrderSequence = errors.New("out of order sequence number")
+	// ErrInvalidProducerEpoch: an idempotent producer's batch has an epoch older than the
+	// partition has seen for its producer id (a fenced, stale producer).
+	ErrInvalidProducerEpoch = errors.New("producer epoch is older than the current one")
+	// ErrTransactionalBatch: a batch marked transactional (or a control batch); transactions
+	// are not supported yet.
+	ErrTransactionalBatch = errors.New("transactional batches are not supported")
 )
 
 // FileRange is a byte range of a segment file: what a fetch sends with sendfile.
@@ -56,12 +65,14 @@ func (r *ReadResult) Release() {
 	}
 }
 
-// AppendResult says where an appended set of batches landed.
+// AppendResult says where an appended set of batches landed. For a retried idempotent batch
+// (Duplicate), nothing was appended: the offsets are the ones the batch got the first time.
 type AppendResult struct {
 	BaseOffset     int64 // offset of the first record appended
 	LastOffset     int64 // offset of the last record appended
 	LogAppendTime  int64 // ms; -1 unless the topic uses message.timestamp.type=LogAppendTime
 	LogStartOffset int64
+	Duplicate      bool // the batch was appended before (same producer id, epoch and sequences)
 }
 
 // ReadLimit says how far a read may go.

@@ -8,6 +8,7 @@
 //	%020d.index      8-byte entries (offset - base uint32, position uint32), one per
 //	                 index.interval.bytes of log, preallocated and mmapped (pread on 32-bit)
 //	%020d.timeindex  12-byte entries (max timestamp so far int64, offset - base uint32)
+//	%020d.snapshot   idempotent producer state valid at that offset (segment rolls, clean close)
 //
 // Appends go to the last (active) segment, which rolls on segment.bytes or segment.ms, or
 // before offsets relative to its base would overflow the indexes' 32 bits. Offsets are dense:
@@ -37,6 +38,13 @@
 // window is on disk. Sealed segments loaded from disk are CRC-checked once, on the first read
 // that touches them, so corrupt data in the middle of a segment is reported (ErrCorrupt),
 // never served, while reads past the damage still work.
+//
+// Idempotent producers: each partition tracks, per producer id, its epoch and last five
+// batches' sequences and offsets, so that a retried batch is answered with its first offsets
+// instead of being appended twice, and a gap or a stale epoch is refused (producerstate.go).
+// The state is snapshotted at every roll and at a clean close, and rebuilt at open from the
+// newest snapshot plus the batch headers after it (producersnapshot.go). The store hands out
+// producer ids that never repeat across restarts (producerids.go).
 //
 // Lock order: Store.mu, then Topic.mu, then Log.flushMu, then Log.mu. No lock is held across
 // an fsync, with one exception: a roll that finds the segment leaving the recovery window not

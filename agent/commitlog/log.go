@@ -50,6 +50,13 @@ type Log struct {
 	closed     bool
 	epoch      int32
 
+	producers    producerState     // idempotent producers seen (producerstate.go)
+	pendingSnaps []pendingSnapshot // producer snapshots taken at rolls, for the syncer to write
+
+	// replayFrom is where a restart would start replaying producer state: the newest
+	// snapshot written, else the log start. Guarded by flushMu.
+	replayFrom int64
+
 	// hwChTaken says someone holds hwCh: only then does an advance replace it, so appends
 	// allocate nothing when nobody waits. Set under mu (read lock), cleared under mu.
 	hwChTaken atomic.Bool
@@ -97,6 +104,10 @@ func openLog(store *Store, topic string, partition int32, dir string, cfg *Topic
 	l.logStart = l.segments[0].base
 	l.leo = a.next
 	l.hw, l.hwSeg, l.hwPos, l.flushed = l.leo, a, a.size, l.leo
+	if err := l.loadProducerState(); err != nil {
+		l.closeSegments()
+		return nil, err
+	}
 	// The directory entries of segments created here (a new partition's first) must be
 	// durable before anything in them is acknowledged.
 	l.dirDirty = true
@@ -265,6 +276,9 @@ func (l *Log) Append(records []byte) (AppendResult, error) {
 		if cfg.MaxMessageBytes > 0 && h.Size() > int(cfg.MaxMessageBytes) {
 			return fmt.Errorf("%w: batch of %d bytes, max.message.bytes is %d", ErrMessageTooLarge, h.Size(), cfg.MaxMessageBytes)
 		}
+		if err := validateProducerFields(&h); err != nil {
+			return err
+		}
 		headers = append(headers, h)
 		span += int64(h.LastOffsetDelta) + 1
 		return nil
@@ -274,6 +288,10 @@ func (l *Log) Append(records []byte) (AppendResult, error) {
 	}
 	if len(headers) == 0 {
 		return AppendResult{}, fmt.Errorf("append to %s-%d: no record batch: %w", l.topic, l.partition, ErrCorrupt)
+	}
+	if len(headers) > 1 && idempotent(headers) {
+		// As in Kafka: sequence checks are per batch, and a request is appended whole or not.
+		return AppendResult{}, fmt.Errorf("append to %s-%d: %w: an idempotent batch must be the only batch of its partition in a request", l.topic, l.partition, ErrCorrupt)
 	}
 	if span > maxSegmentOffsets {
 		// Index entries hold offsets relative to the segment base in 31 bits.
@@ -295,6 +313,17 @@ func (l *Log) appendLocked(records []byte, headers []batch.Header, cfg *TopicCon
 	if l.failed != nil {
 		return AppendResult{}, fmt.Errorf("append: %w", l.failed)
 	}
+	var idem *batch.Header // the batch of an idempotent producer (then the only one)
+	if headers[0].ProducerID >= 0 {
+		idem = &headers[0]
+		dup, err := l.producers.check(idem)
+		if err != nil {
+			return AppendResult{}, fmt.Errorf("append to %s-%d: %w", l.topic, l.partition, err)
+		}
+		if dup != nil {
+			return l.duplicateLocked(dup, cfg), nil
+		}
+	}
 	var span int64
 	for i := range headers {
 		span += int64(headers[i].LastOffsetDelta) + 1
@@ -304,21 +333,7 @@ func (l *Log) appendLocked(records []byte, headers []batch.Header, cfg *TopicCon
 	}
 	s := l.active()
 	res := AppendResult{BaseOffset: l.leo, LogAppendTime: -1}
-	now := time.Now().UnixMilli()
-	next, off := l.leo, 0
-	for i := range headers {
-		b := records[off : off+headers[i].Size()]
-		batch.SetBaseOffset(b, next)
-		batch.SetPartitionLeaderEpoch(b, l.epoch)
-		headers[i].BaseOffset = next
-		if cfg.LogAppendTime {
-			setLogAppendTime(b, now)
-			headers[i].MaxTimestamp = now
-			res.LogAppendTime = now
-		}
-		next = headers[i].LastOffset() + 1
-		off += headers[i].Size()
-	}
+	next := l.stampLocked(records, headers, cfg, &res)
 	if _, err := s.file.WriteAt(records, s.size); err != nil {
 		// Leave no partial batch behind: the next append overwrites from s.size anyway.
 		s.file.Truncate(s.size)
@@ -337,6 +352,9 @@ func (l *Log) appendLocked(records []byte, headers []batch.Header, cfg *TopicCon
 		s.created = time.Now()
 	}
 	s.size, s.next, l.leo = pos, next, next
+	if idem != nil {
+		l.producers.apply(idem, l.store.nowMs())
+	}
 	m := &l.store.metrics
 	m.appendBatches.Add(int64(len(headers)))
 	m.appendRecords.Add(numRecords)
@@ -353,6 +371,50 @@ func (l *Log) appendLocked(records []byte, headers []batch.Header, cfg *TopicCon
 		l.setHWLocked(l.leo, s, s.size)
 	}
 	return res, nil
+}
+
+// stampLocked stamps base offsets and the leader epoch (and, with LogAppendTime, the time) in
+// the batches and their headers, and returns the offset after the last batch. Caller holds mu.
+func (l *Log) stampLocked(records []byte, headers []batch.Header, cfg *TopicConfig, res *AppendResult) int64 {
+	now := time.Now().UnixMilli()
+	next, off := l.leo, 0
+	for i := range headers {
+		b := records[off : off+headers[i].Size()]
+		batch.SetBaseOffset(b, next)
+		batch.SetPartitionLeaderEpoch(b, l.epoch)
+		headers[i].BaseOffset = next
+		if cfg.LogAppendTime {
+			setLogAppendTime(b, now)
+			headers[i].MaxTimestamp = now
+			res.LogAppendTime = now
+		}
+		next = headers[i].LastOffset() + 1
+		off += headers[i].Size()
+	}
+	return next
+}
+
+// idempotent reports whether any of the batches comes from an idempotent producer.
+func idempotent(headers []batch.Header) bool {
+	for i := range headers {
+		if headers[i].ProducerID >= 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// duplicateLocked answers a retried idempotent batch with the offsets it got the first time.
+// The caller's acknowledgement waits for the high watermark to cover them, as it would have
+// for the original append.
+func (l *Log) duplicateLocked(dup *producerBatch, cfg *TopicConfig) AppendResult {
+	l.store.metrics.producerDuplicates.Add(1)
+	res := AppendResult{BaseOffset: dup.firstOffset, LastOffset: dup.lastOffset, LogAppendTime: -1,
+		LogStartOffset: l.logStart, Duplicate: true}
+	if cfg.LogAppendTime {
+		res.LogAppendTime = dup.timestamp
+	}
+	return res
 }
 
 func (l *Log) kickSyncer() {
@@ -408,6 +470,7 @@ func (l *Log) rollLocked(cfg *TopicConfig) error {
 		l.log.Warn("seal segment", "file", s.path, "err", err)
 	}
 	s.synced = false // the syncer fsyncs it, with its indexes
+	l.queueSnapshotLocked(l.leo)
 	segs := make([]*segment, len(l.segments), len(l.segments)+1)
 	copy(segs, l.segments)
 	l.segments = append(segs, ns)

@@ -17,6 +17,10 @@ type storeMetrics struct {
 	recoveryCuts  atomic.Int64
 	recoveryBytes atomic.Int64
 	corruptReads  atomic.Int64
+
+	producerDuplicates atomic.Int64
+	producersExpired   atomic.Int64
+	producersEvicted   atomic.Int64
 }
 
 func (m *storeMetrics) observeFsync(start time.Time) {
@@ -42,6 +46,9 @@ func (s *Store) WriteMetrics(w io.Writer) {
 	counter("samsa_log_recovery_truncations_total", "Torn or corrupt tails cut by recovery.", m.recoveryCuts.Load())
 	counter("samsa_log_recovery_truncated_bytes_total", "Bytes cut by recovery.", m.recoveryBytes.Load())
 	counter("samsa_log_corrupt_reads_total", "Reads refused because stored data failed its CRC.", m.corruptReads.Load())
+	counter("samsa_log_producer_duplicates_total", "Retried idempotent batches answered with their first offsets, not appended.", m.producerDuplicates.Load())
+	counter("samsa_log_producers_expired_total", "Idempotent producer ids forgotten after producer_id_expiration idle.", m.producersExpired.Load())
+	counter("samsa_log_producers_evicted_total", "Idempotent producer ids forgotten because a partition reached its cap.", m.producersEvicted.Load())
 	gauges := []struct {
 		name, help string
 		get        func(l *Log) int64
@@ -51,6 +58,7 @@ func (s *Store) WriteMetrics(w io.Writer) {
 		{"samsa_partition_log_start_offset", "First offset stored.", (*Log).LogStartOffset},
 		{"samsa_partition_size_bytes", "Bytes of segment files.", (*Log).Size},
 		{"samsa_partition_segments", "Segment files.", func(l *Log) int64 { return int64(l.NumSegments()) }},
+		{"samsa_partition_producers", "Idempotent producer ids tracked.", func(l *Log) int64 { return int64(l.NumProducers()) }},
 	}
 	topics := s.Topics()
 	for _, g := range gauges {

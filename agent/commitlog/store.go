@@ -53,6 +53,15 @@ type Options struct {
 	Logger        *slog.Logger      // default slog.Default()
 	ForcePread    bool              // use pread for indexes even on 64-bit (tests)
 	MaxPartitions int32             // per topic; default 10000
+
+	// ProducerIDExpiration is Kafka's producer.id.expiration.ms: a partition forgets an
+	// idempotent producer id idle this long. Default 24h.
+	ProducerIDExpiration time.Duration
+	// MaxProducers caps the producer ids one partition tracks; past it the least recently
+	// used is forgotten. Default 10000.
+	MaxProducers int
+	// Now is the clock of producer expiry (tests); default time.Now.
+	Now func() time.Time
 }
 
 func (o *Options) validate() error {
@@ -68,11 +77,26 @@ func (o *Options) validate() error {
 	if o.MaxPartitions <= 0 {
 		o.MaxPartitions = defaultMaxPartitions
 	}
+	if o.ProducerIDExpiration <= 0 {
+		o.ProducerIDExpiration = defaultProducerIDExpiration
+	}
+	if o.MaxProducers <= 0 {
+		o.MaxProducers = defaultMaxProducers
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	if err := ValidateTopicConfigs(o.TopicDefaults); err != nil {
 		return fmt.Errorf("topic_defaults: %w", err)
 	}
 	return nil
 }
+
+// Producer state defaults.
+const (
+	defaultProducerIDExpiration = 24 * time.Hour // Kafka's producer.id.expiration.ms
+	defaultMaxProducers         = 10000
+)
 
 const (
 	defaultMaxPartitions = 10000
@@ -86,6 +110,7 @@ const (
 // Store is the set of topics and partition logs in one data directory:
 //
 //	<dir>/meta.json                       cluster id
+//	<dir>/producer_ids.json               end of the producer ids handed out so far
 //	<dir>/topics/<topic>/topic.json       id, partition count, config overrides
 //	<dir>/topics/<topic>/<p>/%020d.log    segments, with .index and .timeindex
 type Store struct {
@@ -105,6 +130,10 @@ type Store struct {
 
 	metrics storeMetrics
 	fsync   fsyncer
+
+	pids       producerIDs
+	expiryStop chan struct{}
+	expiryDone chan struct{}
 }
 
 // fsyncer does a Store's fsyncs of segment files and partition directories. Tests replace
@@ -143,12 +172,17 @@ func Open(opts Options) (*Store, error) {
 		s.lock.Close()
 		return nil, err
 	}
+	if err := s.pids.load(filepath.Join(opts.Dir, producerIDsName)); err != nil {
+		s.lock.Close()
+		return nil, err
+	}
 	clean := s.takeCleanMarker()
 	if err := s.loadTopics(clean); err != nil {
 		s.closeLogs()
 		s.lock.Close()
 		return nil, err
 	}
+	s.startExpiry()
 	s.log.Info("commit log open", "dir", opts.Dir, "clean_shutdown", clean, "topics", len(s.topics))
 	return s, nil
 }
@@ -238,6 +272,7 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	s.mu.Unlock()
+	s.stopExpiry()
 	err := s.closeLogs()
 	if err == nil {
 		if werr := writeFileAtomic(filepath.Join(s.opts.Dir, cleanMarker), []byte("clean\n"), 0o644); werr != nil {

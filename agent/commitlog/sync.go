@@ -74,20 +74,34 @@ func (l *Log) flushDue() bool {
 // A failed fsync fails the log for good: after one, the kernel may have dropped the dirty
 // pages, so a later fsync that succeeds proves nothing. Appends and waits then return
 // ErrStorage; a restart recovers from what is on disk.
+//
+// Producer snapshots taken at rolls are written after the fsyncs, so a snapshot never
+// describes data the disk might not hold.
 func (l *Log) Flush() error {
 	l.flushMu.Lock()
 	defer l.flushMu.Unlock()
+	snaps, err := l.flush()
+	if err == nil && len(snaps) > 0 {
+		l.writeSnapshots(snaps)
+	}
+	return err
+}
+
+// flush is Flush without the snapshot writes, which it returns. Caller holds flushMu.
+func (l *Log) flush() ([]pendingSnapshot, error) {
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
-		return nil
+		return nil, nil
 	}
 	if l.failed != nil {
 		l.mu.Unlock()
-		return l.failed
+		return nil, l.failed
 	}
 	target, seg, pos := l.leo, l.active(), l.active().size
 	todo := l.flushTodoLocked()
+	snaps := l.pendingSnaps
+	l.pendingSnaps = nil
 	dirDirty := l.dirDirty
 	l.dirDirty = false
 	l.unflushed = 0
@@ -115,7 +129,7 @@ func (l *Log) Flush() error {
 		l.failLocked(err)
 	}
 	if l.failed != nil { // this flush's fsync, or a roll's meanwhile, failed
-		return l.failed
+		return nil, l.failed
 	}
 	if target > l.flushed {
 		l.flushed = target
@@ -123,7 +137,7 @@ func (l *Log) Flush() error {
 	if l.store.opts.Fsync == FsyncAlways && !l.closed {
 		l.setHWLocked(target, seg, pos)
 	}
-	return nil
+	return snaps, nil
 }
 
 // fsyncFile fdatasyncs one file, counted in the metrics.
@@ -192,6 +206,9 @@ func (l *Log) close() error {
 	close(l.stop)
 	<-l.done
 	err := l.Flush()
+	if err == nil {
+		l.writeCloseSnapshot()
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.closed = true

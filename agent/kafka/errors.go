@@ -46,6 +46,16 @@ func errorCode(err error) int16 {
 		return kerr.InvalidPartitions.Code
 	case errors.Is(err, commitlog.ErrStorage):
 		return kerr.KafkaStorageError.Code
+	case errors.Is(err, commitlog.ErrOutOfOrderSequence):
+		return kerr.OutOfOrderSequenceNumber.Code
+	case errors.Is(err, commitlog.ErrInvalidProducerEpoch):
+		// Produce answers a stale epoch with INVALID_PRODUCER_EPOCH in every version (since
+		// Kafka 2.7, KIP-588, PRODUCER_FENCED is for the transaction coordinator's APIs).
+		return kerr.InvalidProducerEpoch.Code
+	case errors.Is(err, commitlog.ErrTransactionalBatch):
+		// No transaction can be open (InitProducerId refuses transactional ids), which is
+		// what Kafka answers a transactional batch outside a transaction with.
+		return kerr.InvalidTxnState.Code
 	case errors.Is(err, commitlog.ErrClosed):
 		// The partition went away under us (topic deleted, agent stopping):
 		// a retriable error that makes the client refresh its metadata.

@@ -89,6 +89,11 @@ func seedFrames(t testing.TB) map[string][]byte {
 		"negative_size":   {0xff, 0xff, 0xff, 0xf0, 0, 18, 0, 0},
 		"unsupported_key": frameOf(kmsg.NewPtrSASLHandshakeRequest(), 1, 12),
 	}
+	initPID := kmsg.NewPtrInitProducerIDRequest()
+	seeds["initproducerid_v0"] = frameOf(initPID, 0, 16)
+	initPID.ProducerID, initPID.ProducerEpoch = 1000, 3
+	seeds["initproducerid_v5"] = frameOf(initPID, 5, 17)
+	addGroupSeeds(seeds)
 	full := frameOf(prod, 9, 13)
 	seeds["truncated_produce"] = full[:len(full)/2]
 	// Two requests back to back, as a pipelining client sends them.

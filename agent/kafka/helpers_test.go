@@ -132,10 +132,11 @@ func newEnv(t *testing.T, mod func(*Options), setup ...func(*Server)) *env {
 	return e
 }
 
-// client returns a franz-go client of the server (idempotence off: no InitProducerID yet).
+// client returns a franz-go client of the server with franz-go's defaults (an idempotent
+// producer) plus opts.
 func (e *env) client(opts ...kgo.Opt) *kgo.Client {
 	e.t.Helper()
-	all := append([]kgo.Opt{kgo.SeedBrokers(e.addr), kgo.DisableIdempotentWrite()}, opts...)
+	all := append([]kgo.Opt{kgo.SeedBrokers(e.addr)}, opts...)
 	cl, err := kgo.NewClient(all...)
 	if err != nil {
 		e.t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 
 	"github.com/samsa-io/samsa/agent/commitlog"
+	"github.com/samsa-io/samsa/agent/groups"
 )
 
 // Options configures a Server. Zero values get the documented defaults in NewServer.
@@ -20,6 +21,9 @@ type Options struct {
 	MaxConnections    int              // default 1024
 	MaxInFlight       int              // requests queued per connection before reading pauses; default 64
 	Logger            *slog.Logger     // default slog.Default()
+	// Groups coordinates consumer groups and stores committed offsets; nil answers every
+	// group API with COORDINATOR_NOT_AVAILABLE.
+	Groups *groups.Coordinator
 }
 
 func (o *Options) setDefaults() error {

@@ -29,6 +29,14 @@ import (
 // own goroutine so the connection keeps reading. acks=0 gets no response at
 // all; if any partition failed, the connection is closed instead (as Kafka
 // does) so the client learns something went wrong.
+//
+// Idempotent producers (batches with a producer id, from InitProducerId) are
+// checked by the commit log: a retried batch is answered with success and the
+// offsets it got first (nothing is appended again), a sequence gap with
+// OUT_OF_ORDER_SEQUENCE_NUMBER, a stale epoch with INVALID_PRODUCER_EPOCH (in
+// every version: PRODUCER_FENCED belongs to the transaction APIs), and a
+// transactional batch with INVALID_TXN_STATE (no transaction can be open).
+// From v8 the partition's error message says why.
 
 // hwWait is one appended partition whose acknowledgement waits for the HW.
 type hwWait struct {
@@ -50,7 +58,10 @@ func (s *Server) handleProduce(c *conn, r *request, req *kmsg.ProduceRequest) (*
 		t.Topic = rt.Topic
 		var topic *commitlog.Topic
 		topicCode := kerr.InvalidRequiredAcks.Code
-		if acksOK {
+		switch {
+		case acksOK && isInternalTopic(rt.Topic):
+			topicCode = kerr.InvalidTopicException.Code // only the broker writes them, as in Kafka
+		case acksOK:
 			topic, topicCode = s.lookupTopic(rt.Topic, s.opts.AutoCreateTopics)
 		}
 		t.Partitions = make([]kmsg.ProduceResponseTopicPartition, 0, len(rt.Partitions))
@@ -107,6 +118,8 @@ func (s *Server) appendPartition(topic *commitlog.Topic, topicCode int16, rp kms
 			s.log.Error("produce append failed", "topic", l.Topic(), "partition", rp.Partition, "err", err)
 		} else {
 			s.log.Debug("produce rejected", "topic", l.Topic(), "partition", rp.Partition, "err", err)
+			msg := err.Error() // the client's own mistake: tell it what (v8+)
+			p.ErrorMessage = &msg
 		}
 		return code, hwWait{}
 	}

@@ -65,8 +65,8 @@ func TestCodecsRoundTrip(t *testing.T) {
 			e := newEnv(t, nil)
 			topic := "codec-" + c.name
 			e.topic(topic, 3, nil)
-			prod := e.client(kgo.ProducerBatchCompression(c.codec), kgo.MaxProduceRequestsInflightPerBroker(5),
-				kgo.ProducerLinger(time.Millisecond))
+			// Idempotent (the default), so up to five requests in flight.
+			prod := e.client(kgo.ProducerBatchCompression(c.codec), kgo.ProducerLinger(time.Millisecond))
 			produced := produceMany(t, prod, topic, n)
 			cons := e.client(kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 			checkConsumed(t, produced, consumeN(t, cons, n))
@@ -178,7 +178,8 @@ func TestProduceAcksZero(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	e.topic("fire-and-forget", 2, nil)
-	prod := e.client(kgo.RequiredAcks(kgo.NoAck()))
+	// Idempotence needs acks=all (in Kafka and in franz-go): acks=0 goes without it.
+	prod := e.client(kgo.RequiredAcks(kgo.NoAck()), kgo.DisableIdempotentWrite())
 	const n = 500
 	var recs []*kgo.Record
 	for i := range n {

@@ -94,7 +94,33 @@ var requestShapes = map[int16]*shape{
 		arr(fv(kUUID, 10, vMax), f(kString)),
 		fv(kInt8, 4, vMax), fv(kInt8, 8, 10), fv(kInt8, 8, vMax), // bools
 	}},
-	18: {fields: []field{fv(kString, 3, vMax), fv(kString, 3, vMax)}}, // ApiVersions
+	8: {fields: []field{ // OffsetCommit
+		f(kString), fv(kInt32, 1, vMax), fv(kString, 1, vMax), fv(kString, 7, vMax), fv(kInt64, 2, 4), // group .. retention
+		arr(fv(kString, 0, 9), fv(kUUID, 10, vMax), // topic, topic id
+			arr(f(kInt32), f(kInt64), fv(kInt64, 1, 1), fv(kInt32, 6, vMax), f(kString))), // partition .. metadata
+	}},
+	9: {fields: []field{ // OffsetFetch
+		fv(kString, 0, 7), arrv(0, 7, f(kString), f(kInt32Array)), // group, topics
+		arrv(8, vMax, f(kString), fv(kString, 9, vMax), fv(kInt32, 9, vMax), // groups: group, member id, epoch,
+			arr(fv(kString, 8, 9), fv(kUUID, 10, vMax), f(kInt32Array))), // topics
+		fv(kInt8, 7, vMax), // require stable
+	}},
+	10: {fields: []field{fv(kString, 0, 3), fv(kInt8, 1, vMax), fv(kStringArray, 4, vMax)}}, // FindCoordinator
+	11: {fields: []field{ // JoinGroup
+		f(kString), f(kInt32), fv(kInt32, 1, vMax), f(kString), fv(kString, 5, vMax), f(kString), // group .. protocol type
+		arr(f(kString), f(kBytes)), fv(kString, 8, vMax), // protocols, reason
+	}},
+	12: {fields: []field{f(kString), f(kInt32), f(kString), fv(kString, 3, vMax)}}, // Heartbeat
+	13: {fields: []field{ // LeaveGroup
+		f(kString), fv(kString, 0, 2), arrv(3, vMax, f(kString), f(kString), fv(kString, 5, vMax)),
+	}},
+	14: {fields: []field{ // SyncGroup
+		f(kString), f(kInt32), f(kString), fv(kString, 3, vMax), fv(kString, 5, vMax), fv(kString, 5, vMax),
+		arr(f(kString), f(kBytes)), // assignments
+	}},
+	15: {fields: []field{f(kStringArray), fv(kInt8, 3, vMax)}},                  // DescribeGroups
+	16: {fields: []field{fv(kStringArray, 4, vMax), fv(kStringArray, 5, vMax)}}, // ListGroups
+	18: {fields: []field{fv(kString, 3, vMax), fv(kString, 3, vMax)}},           // ApiVersions
 	19: {fields: []field{ // CreateTopics
 		arr(f(kString), f(kInt32), f(kInt16), arr(f(kInt32), f(kInt32Array)), arr(f(kString), f(kString))),
 		f(kInt32), fv(kInt8, 1, vMax),
@@ -102,15 +128,20 @@ var requestShapes = map[int16]*shape{
 	20: {fields: []field{ // DeleteTopics
 		fv(kStringArray, 0, 5), arrv(6, vMax, f(kString), f(kUUID)), f(kInt32),
 	}},
+	22: {fields: []field{ // InitProducerId
+		f(kString), f(kInt32), fv(kInt64, 3, vMax), fv(kInt16, 3, vMax), // txn id, timeout, producer id, epoch
+	}},
 	32: {fields: []field{ // DescribeConfigs
 		arr(f(kInt8), f(kString), f(kStringArray)), fv(kInt8, 1, vMax), fv(kInt8, 3, vMax),
 	}},
 	37: {fields: []field{ // CreatePartitions
 		arr(f(kString), f(kInt32), arr(f(kInt32Array))), f(kInt32), f(kInt8),
 	}},
+	42: {fields: []field{f(kStringArray)}}, // DeleteGroups
 	44: {fields: []field{ // IncrementalAlterConfigs
 		arr(f(kInt8), f(kString), arr(f(kString), f(kInt8), f(kString))), f(kInt8),
 	}},
+	47: {fields: []field{f(kString), arr(f(kString), arr(f(kInt32)))}},      // OffsetDelete
 	60: {fields: []field{f(kInt8), fv(kInt8, 1, vMax), fv(kInt8, 2, vMax)}}, // DescribeCluster
 }
 

@@ -203,6 +203,30 @@ func (s *Server) dispatch(c *conn, r *request) (*reply, error) {
 		return c.kmsgReply(r, s.handleIncrementalAlterConfigs(ctx, req)), nil
 	case *kmsg.DescribeClusterRequest:
 		return c.kmsgReply(r, s.handleDescribeCluster(ctx, req)), nil
+	case *kmsg.InitProducerIDRequest:
+		return c.kmsgReply(r, s.handleInitProducerID(ctx, req)), nil
+	case *kmsg.FindCoordinatorRequest:
+		return c.kmsgReply(r, s.handleFindCoordinator(req)), nil
+	case *kmsg.JoinGroupRequest:
+		return s.handleJoinGroup(c, r, req), nil
+	case *kmsg.SyncGroupRequest:
+		return s.handleSyncGroup(c, r, req), nil
+	case *kmsg.HeartbeatRequest:
+		return s.handleHeartbeat(c, r, req), nil
+	case *kmsg.LeaveGroupRequest:
+		return s.handleLeaveGroup(c, r, req), nil
+	case *kmsg.OffsetCommitRequest:
+		return s.handleOffsetCommit(c, r, req), nil
+	case *kmsg.OffsetFetchRequest:
+		return c.kmsgReply(r, s.handleOffsetFetch(req)), nil
+	case *kmsg.ListGroupsRequest:
+		return c.kmsgReply(r, s.handleListGroups(req)), nil
+	case *kmsg.DescribeGroupsRequest:
+		return c.kmsgReply(r, s.handleDescribeGroups(req)), nil
+	case *kmsg.DeleteGroupsRequest:
+		return s.handleDeleteGroups(c, r, req), nil
+	case *kmsg.OffsetDeleteRequest:
+		return s.handleOffsetDelete(c, r, req), nil
 	}
 	return nil, &closeError{cause: causeUnsupported, reason: "no handler for this api key"}
 }

@@ -83,6 +83,7 @@ type serverResult struct {
 	// RawFetch100 is consume 100 B with bare Fetch requests and no record decoding (samsa only).
 	RawFetch100 *throughput   `json:"raw_fetch_100b,omitempty"`
 	Latency     latencyResult `json:"latency"`
+	Group       *groupResult  `json:"group,omitempty"`  // consumer group tests (samsa only)
 	Memory      *memory       `json:"memory,omitempty"` // nil when the server runs in-process
 }
 
@@ -185,6 +186,11 @@ func measure(ctx context.Context, sys system, o options, res *serverResult, logf
 			res.RawFetch100 = &t
 			return e
 		})
+	}
+	if gb, ok := sys.(interface {
+		groupBench(context.Context, func() *meter, int) (*groupResult, error)
+	}); ok {
+		step("consumer group", func() (e error) { res.Group, e = gb.groupBench(ctx, m, o.records); return })
 	}
 	if err == nil && mem != nil {
 		res.Memory = mem.result()

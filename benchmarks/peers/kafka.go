@@ -24,7 +24,6 @@ type kafka struct {
 func (k *kafka) client(opts ...kgo.Opt) (*kgo.Client, error) {
 	base := []kgo.Opt{
 		kgo.SeedBrokers(k.addr),
-		kgo.DisableIdempotentWrite(), // the broker has no idempotence (InitProducerID) yet
 		kgo.ProducerBatchCompression(kgo.NoCompression()),
 	}
 	return kgo.NewClient(append(base, opts...)...)
@@ -131,6 +130,7 @@ func (k *kafka) latency(ctx context.Context, m *meter, name string, p paceConfig
 	cl, err := k.client(
 		kgo.DefaultProduceTopic(name),
 		kgo.RequiredAcks(kgo.LeaderAck()),
+		kgo.DisableIdempotentWrite(), // idempotence needs acks=all
 		kgo.ProducerLinger(0),
 	)
 	if err != nil {

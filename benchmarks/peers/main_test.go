@@ -43,6 +43,7 @@ func TestSmoke(t *testing.T) {
 		"| metric | samsa fsync=interval | samsa fsync=always | nats-server JetStream | ratio samsa ÷ JetStream | target | met? |",
 		"| produce 100 B, msgs/s |", "| consume 1 KiB, MB/s |", "| produce latency p99 @ 2,000 msgs/s, ms |",
 		"| server peak RSS, produce tests, MiB |", "Targets met:",
+		"| group consume 100 B, 3 members, 6 partitions, msgs/s |", "| group rebalance, 3rd member joins (range), ms |",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
@@ -79,6 +80,10 @@ func checkJSON(t *testing.T, path string) {
 		}
 		if r.Memory == nil || !(r.Memory.IdleRSS > 0) || r.Memory.PeakRSS < r.Memory.PeakRSSProduce {
 			t.Errorf("%s memory: %+v", r.Name, r.Memory)
+		}
+		if g := r.Group; r.Name != srvJetStream && (g == nil || g.Consume.Records != 2000 || !(g.Rebalance["range"] > 0) ||
+			len(g.RebalanceTrials["cooperative-sticky"]) != groupTrials) {
+			t.Errorf("%s group: %+v", r.Name, g)
 		}
 	}
 	if len(rep.Targets) == 0 || rep.Meta.NATSServerVersion == "" || rep.Meta.NProc == 0 {

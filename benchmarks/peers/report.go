@@ -159,6 +159,27 @@ func mem(f func(*memory) float64) func(*serverResult) (float64, bool) {
 	}
 }
 
+// groupTput is the group consume rate (samsa only).
+func groupTput(msgs bool) func(*serverResult) (float64, bool) {
+	return func(r *serverResult) (float64, bool) {
+		if r.Group == nil {
+			return 0, false
+		}
+		return tput(func(*serverResult) throughput { return r.Group.Consume }, msgs)(r)
+	}
+}
+
+// groupRebalance is the median time for a third member to join, per balancer (samsa only).
+func groupRebalance(balancer string) func(*serverResult) (float64, bool) {
+	return func(r *serverResult) (float64, bool) {
+		if r.Group == nil {
+			return 0, false
+		}
+		v, ok := r.Group.Rebalance[balancer]
+		return v, ok
+	}
+}
+
 func rawFetch(r *serverResult) (float64, bool) {
 	if r.RawFetch100 == nil {
 		return 0, false
@@ -230,6 +251,10 @@ func rows(lat100 string) []row {
 		{"consume 100 B, raw Fetch, no record decoding, msgs/s", rawFetch, fmtInt, nil},
 		{"consume 1 KiB, msgs/s", tput(c1kr, true), fmtInt, nil},
 		{"consume 1 KiB, MB/s", tput(c1kr, false), fmt1, nil},
+		{"group consume 100 B, 3 members, 6 partitions, msgs/s", groupTput(true), fmtInt, nil},
+		{"group consume 100 B, 3 members, 6 partitions, MB/s", groupTput(false), fmt1, nil},
+		{"group rebalance, 3rd member joins (range), ms", groupRebalance("range"), fmt1, nil},
+		{"group rebalance, 3rd member joins (cooperative-sticky), ms", groupRebalance("cooperative-sticky"), fmt1, nil},
 		{"produce 100 B, server CPU µs/record", cpuPer(p100r), fmt2, nil},
 		{"produce 1 KiB, server CPU µs/record", cpuPer(p1kr), fmt2, nil},
 		{"consume 100 B, server CPU µs/record", cpuPer(c100r), fmt2, nil},
@@ -400,8 +425,9 @@ func (r *report) writeNotes(b *bytes.Buffer) {
 	o := r.Options
 	fmt.Fprintf(b, "\nNotes:\n")
 	fmt.Fprintf(b, "- One partition per samsa topic and one JetStream stream (file storage, one subject, R1) per test, for a like-for-like single ordered log; one client connection each; clients and servers share the machine's %d CPUs.\n", r.Meta.NProc)
-	fmt.Fprintf(b, "- Produce: %s records of random (incompressible) values, no keys. samsa: franz-go, acks=all, linger 5 ms, no idempotence, no compression, async Produce + Flush. JetStream: nats.go jetstream PublishAsync (window %v) + PublishAsyncComplete. MB = 10^6 payload bytes.\n", fmtInt(float64(o["records"].(int))), o["js_max_pending"])
+	fmt.Fprintf(b, "- Produce: %s records of random (incompressible) values, no keys. samsa: franz-go, acks=all, linger 5 ms, idempotent, no compression, async Produce + Flush. JetStream: nats.go jetstream PublishAsync (window %v) + PublishAsyncComplete. MB = 10^6 payload bytes.\n", fmtInt(float64(o["records"].(int))), o["js_max_pending"])
 	fmt.Fprintf(b, "- Consume: the records just produced, from page cache, from the start. samsa: franz-go direct consumer, FetchMaxBytes = FetchMaxPartitionBytes = %v. JetStream: ordered consumer (ack none), Messages() pulling %v at a time. Time includes connecting. \"Raw Fetch\": the same 100 B records read by bare Fetch v12 requests, each batch's CRC-32C checked and records counted from batch headers, not decoded: what the broker delivers when the client is not the limit (no JetStream equivalent).\n", o["fetch_max_bytes"], o["js_pull_batch"])
+	fmt.Fprintf(b, "- Consumer groups (samsa only): %s 100 B records in a 6-partition topic read by 3 franz-go members of a new group (cooperative-sticky), timed from the group's first assignment to the last record (the join phase of a new group first waits group_initial_rebalance_delay, 3 s). Rebalance: a 2-member group (heartbeat interval %v) gets a third member; the time from creating its client to all three holding partitions, median of %d joins (the third leaves between them). The two members have just synced, so they learn of the join at their next heartbeat, a full interval later (the worst case): eager (range) waits one interval, cooperative-sticky two (its second round); the rest is the broker's join and sync rounds.\n", fmtInt(float64(o["records"].(int))), groupHeartbeat, groupTrials)
 	fmt.Fprintf(b, "- Latency: 100 B records at a fixed %s msgs/s for %s after a %s warm-up, paced in 1 ms bursts; each message's latency runs from its planned send time to its ack (no coordinated omission). samsa: acks=1, linger 0. JetStream: PublishAsync with a per-ack handler.\n", fmtInt(float64(o["latency_rate"].(int))), o["latency_duration"], o["latency_warmup"])
 	fmt.Fprintf(b, "- RSS of the server process from /proc/PID/status: idle = VmRSS before any load; peak = VmHWM after the produce and latency tests, then at the end. JetStream's default file store does not fsync per message; samsa fsync=interval flushes every second, fsync=always group-commits before each ack.\n")
 	if samsa, _ := r.columns(); samsa != nil {

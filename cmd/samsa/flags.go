@@ -206,8 +206,8 @@ func (c *clientFlags) seeds() ([]string, error) {
 	return out, nil
 }
 
-// client opens a franz-go client for the brokers. Idempotent writes are disabled: the broker
-// does not support them yet.
+// client opens a franz-go client for the brokers, with franz-go's defaults (idempotent
+// writes included) unless opts say otherwise.
 func (c *clientFlags) client(opts ...kgo.Opt) (*kgo.Client, error) {
 	seeds, err := c.seeds()
 	if err != nil {
@@ -216,7 +216,6 @@ func (c *clientFlags) client(opts ...kgo.Opt) (*kgo.Client, error) {
 	all := append([]kgo.Opt{
 		kgo.SeedBrokers(seeds...),
 		kgo.ClientID("samsa-cli"),
-		kgo.DisableIdempotentWrite(),
 	}, opts...)
 	cl, err := kgo.NewClient(all...)
 	if err != nil {

@@ -3,6 +3,7 @@
 //
 //	samsa agent   [--config FILE] [--data-dir D] [--kafka-addr A] [--http-addr A] [--advertised-addr A]
 //	samsa topic   create|list|describe|alter|delete ...
+//	samsa group   list|describe|reset-offsets|delete ...
 //	samsa produce --topic T ...
 //	samsa consume --topic T ...
 //	samsa version
@@ -58,6 +59,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = runAgent(ctx, rest, stderr)
 	case "topic":
 		err = runTopic(ctx, rest, stdout, stderr)
+	case "group":
+		err = runGroup(ctx, rest, stdout, stderr)
 	case "produce":
 		err = runProduce(ctx, rest, stdin, stderr)
 	case "consume":
@@ -89,6 +92,11 @@ Usage:
   samsa topic describe NAME             show partitions, offsets and configs of a topic
   samsa topic alter NAME [flags]        change topic configs or the partition count
   samsa topic delete NAME               delete a topic
+  samsa group list                      list consumer groups and their states
+  samsa group describe GROUP            show members, committed offsets and lag
+  samsa group reset-offsets GROUP [flags]
+                                        move committed offsets (dry run unless --execute)
+  samsa group delete GROUP              delete a group and its offsets
   samsa produce --topic T [flags]       produce one record per stdin line
   samsa consume --topic T [flags]       print records to stdout
   samsa version                         print the version

@@ -91,6 +91,10 @@ func runProduce(ctx context.Context, args []string, stdin io.Reader, stderr io.W
 	if o.partition >= 0 {
 		opts = append(opts, kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	}
+	if o.acks.value != "all" {
+		// Idempotence needs acks=all; like the Java client, weaker acks go without it.
+		opts = append(opts, kgo.DisableIdempotentWrite())
+	}
 	cl, err := o.client.client(opts...)
 	if err != nil {
 		return err
