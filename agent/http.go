@@ -19,7 +19,7 @@ func (a *Agent) handleHealth(w http.ResponseWriter, _ *http.Request) {
 	fmt.Fprintln(w, "ok")
 }
 
-// handleMetrics writes Prometheus text: process, commit log and Kafka server metrics.
+// handleMetrics writes Prometheus text: process, commit log, consumer group and Kafka server metrics.
 func (a *Agent) handleMetrics(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	bw := bufio.NewWriter(w)
@@ -34,6 +34,7 @@ func (a *Agent) handleMetrics(w http.ResponseWriter, _ *http.Request) {
 	fmt.Fprintf(bw, "# HELP samsa_go_goroutines Goroutines.\n# TYPE samsa_go_goroutines gauge\nsamsa_go_goroutines %d\n", runtime.NumGoroutine())
 	if a.ready.Load() {
 		a.store.WriteMetrics(bw)
+		a.groups.WriteMetrics(bw)
 		a.kafka.WriteMetrics(bw)
 	}
 }

@@ -16,10 +16,11 @@
 //
 //   - KIP-394: a v4+ JoinGroup without a member id gets MEMBER_ID_REQUIRED and a fresh id,
 //     held as pending for a session timeout; the join phase waits for pending members too.
-//   - KIP-345 static membership: a member with a group.instance.id that rejoins (with a new
-//     member id) while the group is Stable and its protocols are unchanged takes over the old
-//     member's id and assignment without a rebalance; the leader learns through
-//     skip_assignment (KIP-814). The old member id is fenced (FENCED_INSTANCE_ID). Static
+//   - KIP-345 static membership: a member with a group.instance.id that rejoins without its
+//     member id (a restart) while the group is Stable gets a new member id and the old one's
+//     assignment without a rebalance, as long as the protocol the group would select stays the
+//     same (Kafka's rule: a restarted consumer's metadata differs anyway); a restarted leader
+//     learns it need not assign through skip_assignment (KIP-814). The old member id is fenced (FENCED_INSTANCE_ID). Static
 //     members that have not rejoined when a join phase ends stay in the group until their
 //     session times out, as in Kafka.
 //   - The join phase ends when every known member has rejoined (and no pending id is

@@ -239,4 +239,12 @@ func TestListAndDescribe(t *testing.T) {
 	if d := h.describe("unknown"); d.State != "Dead" || d.ErrorCode != 0 {
 		t.Fatalf("describe of an unknown group: %+v", d)
 	}
+	var m strings.Builder
+	h.c.WriteMetrics(&m)
+	for _, want := range []string{`samsa_groups{state="Stable"} 1`, `samsa_groups{state="Empty"} 1`, "samsa_group_members 2",
+		"samsa_group_committed_offsets 1"} {
+		if !strings.Contains(m.String(), want) {
+			t.Errorf("metrics lack %q:\n%s", want, m.String())
+		}
+	}
 }

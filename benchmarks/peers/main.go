@@ -3,7 +3,7 @@
 // at a fixed rate, and the memory of each server process. See benchmarks/README.md for what
 // every number means.
 //
-//	go run ./benchmarks/peers                      # defaults: about 1-1.5 minutes on 2 cores
+//	go run ./benchmarks/peers                      # defaults: about 2 minutes on 2 cores
 //	go run ./benchmarks/peers -json results.json   # also write the numbers as JSON
 //
 // Every server gets one topic/stream with one partition per test and one client connection;
