@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Topic is one topic: name, id, partitions and config overrides.
@@ -20,6 +21,9 @@ type Topic struct {
 	name  string
 	id    [16]byte
 	dir   string
+	// createdMs is when the topic was created (Unix ms), 0 for a topic.json written before
+	// it was recorded.
+	createdMs int64
 
 	mu        sync.RWMutex
 	overrides map[string]string
@@ -33,6 +37,7 @@ type topicFile struct {
 	ID         string            `json:"id"`
 	Partitions int32             `json:"partitions"`
 	Configs    map[string]string `json:"configs,omitempty"`
+	CreatedMs  int64             `json:"created_ms,omitempty"`
 }
 
 // Name is the topic name.
@@ -40,6 +45,10 @@ func (t *Topic) Name() string { return t.name }
 
 // ID is the topic's UUID (Kafka topic id).
 func (t *Topic) ID() [16]byte { return t.id }
+
+// CreatedAt is when the topic was created: the Unix epoch for a topic created before
+// creation times were recorded.
+func (t *Topic) CreatedAt() time.Time { return time.UnixMilli(t.createdMs) }
 
 // NumPartitions is the partition count.
 func (t *Topic) NumPartitions() int32 {
@@ -84,7 +93,7 @@ func (t *Topic) DescribeConfigs() []ConfigEntry {
 }
 
 func (t *Topic) save() error {
-	tf := topicFile{Name: t.name, ID: hex.EncodeToString(t.id[:]), Partitions: int32(len(t.parts)), Configs: t.overrides}
+	tf := topicFile{Name: t.name, ID: hex.EncodeToString(t.id[:]), Partitions: int32(len(t.parts)), Configs: t.overrides, CreatedMs: t.createdMs}
 	data, err := json.MarshalIndent(tf, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode topic %s: %w", t.name, err)
@@ -118,7 +127,7 @@ func (s *Store) loadTopic(dir string, clean bool) (*Topic, error) {
 	if err := ValidateTopicConfigs(tf.Configs); err != nil {
 		return nil, fmt.Errorf("read topic %s: %w", path, err)
 	}
-	t := &Topic{store: s, name: tf.Name, dir: dir, overrides: tf.Configs}
+	t := &Topic{store: s, name: tf.Name, dir: dir, overrides: tf.Configs, createdMs: tf.CreatedMs}
 	copy(t.id[:], idb)
 	if t.overrides == nil {
 		t.overrides = map[string]string{}
@@ -190,7 +199,8 @@ func (s *Store) CreateTopic(name string, partitions int32, configs map[string]st
 		overrides[k] = v
 	}
 	cfg := buildTopicConfig(s.opts.TopicDefaults, overrides)
-	t := &Topic{store: s, name: name, dir: filepath.Join(s.opts.Dir, topicsDir, name), overrides: overrides, cfg: &cfg}
+	t := &Topic{store: s, name: name, dir: filepath.Join(s.opts.Dir, topicsDir, name), overrides: overrides, cfg: &cfg,
+		createdMs: s.opts.Now().UnixMilli()}
 	rand.Read(t.id[:])
 	if validateOnly {
 		return t, nil

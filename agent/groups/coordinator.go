@@ -51,7 +51,10 @@ type Coordinator struct {
 	timerSeq  uint64
 	sweeper   Timer
 	capWarned time.Time // last "max_groups reached" warning
-	waits     sync.WaitGroup
+	// staleOffsets are the offsets the replay dropped as committed before their topic was
+	// (re-)created; tombstoned once the replay ends.
+	staleOffsets map[offsetRef]struct{}
+	waits        sync.WaitGroup
 }
 
 // New opens (creating if needed) __consumer_offsets, replays it and returns a running
@@ -60,7 +63,8 @@ func New(opts Options) (*Coordinator, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
-	c := &Coordinator{opts: opts, store: opts.Store, log: opts.Logger, clock: opts.Clock, groups: map[string]*group{}}
+	c := &Coordinator{opts: opts, store: opts.Store, log: opts.Logger, clock: opts.Clock, groups: map[string]*group{},
+		staleOffsets: map[offsetRef]struct{}{}}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	t, err := c.openTopic()
 	if err != nil {
@@ -77,6 +81,7 @@ func New(opts Options) (*Coordinator, error) {
 	c.log.Info("group coordinator ready", "groups", len(c.groups), "offsets", stats.offsets,
 		"records", stats.records, "bytes", stats.bytes, "replay", time.Since(start).Round(time.Millisecond))
 	c.mu.Lock()
+	c.tombstoneStaleLocked()
 	c.sweepLocked()
 	c.scheduleSweepLocked()
 	c.unlock()
@@ -182,7 +187,7 @@ func (c *Coordinator) groupForCreate(id string) (*group, int16) {
 	if g := c.groups[id]; g != nil {
 		return g, 0
 	}
-	if len(id) > maxGroupIDLen {
+	if id == "" || len(id) > maxGroupIDLen {
 		return nil, kerr.InvalidGroupID.Code
 	}
 	if len(c.groups) >= c.opts.MaxGroups {

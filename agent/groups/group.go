@@ -64,11 +64,18 @@ type member struct {
 	timerSeq uint64 // identifies the live timer
 }
 
+// Limits on a member's protocols: how many it may list, and the memory counted for each
+// besides its name and metadata, so that many empty entries cannot bypass the metadata caps.
+const (
+	maxProtocols     = 64
+	protocolOverhead = 64
+)
+
 // protocolsBytes is the memory a set of protocols takes.
 func protocolsBytes(ps []protocol) int64 {
 	var n int64
 	for _, p := range ps {
-		n += int64(len(p.name) + len(p.metadata))
+		n += protocolOverhead + int64(len(p.name)+len(p.metadata))
 	}
 	return n
 }

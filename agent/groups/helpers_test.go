@@ -38,7 +38,7 @@ func newHarness(t *testing.T, mod func(*Options)) *harness {
 // open opens the store and the coordinator.
 func (h *harness) open() {
 	h.t.Helper()
-	st, err := commitlog.Open(commitlog.Options{Dir: h.dir, Logger: slog.New(slog.DiscardHandler)})
+	st, err := commitlog.Open(commitlog.Options{Dir: h.dir, Logger: slog.New(slog.DiscardHandler), Now: h.clock.Now})
 	if err != nil {
 		h.t.Fatalf("open store: %v", err)
 	}

@@ -1,6 +1,7 @@
 package groups
 
 import (
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -78,9 +79,14 @@ func (c *Coordinator) checkJoin(req *kmsg.JoinGroupRequest, cl Client, done func
 	if req.ProtocolType == "" || len(req.Protocols) == 0 {
 		return nil, kerr.InconsistentGroupProtocol.Code
 	}
+	if len(req.Protocols) > maxProtocols {
+		c.log.Warn("refusing a group member: too many protocols", "group", truncate(req.Group, 64),
+			"protocols", len(req.Protocols), "max", maxProtocols, "client", truncate(cl.ID, 64))
+		return nil, kerr.InvalidRequest.Code
+	}
 	var size int64
 	for _, p := range req.Protocols {
-		size += int64(len(p.Name) + len(p.Metadata))
+		size += protocolOverhead + int64(len(p.Name)+len(p.Metadata))
 	}
 	if size > int64(c.opts.MaxMemberMetadataBytes) || len(req.ProtocolType) > maxGroupIDLen {
 		c.log.Warn("refusing a group member: protocol metadata too large", "group", truncate(req.Group, 64),
@@ -92,9 +98,12 @@ func (c *Coordinator) checkJoin(req *kmsg.JoinGroupRequest, cl Client, done func
 	if req.Version == 0 || jr.rebalanceTimeout <= 0 {
 		jr.rebalanceTimeout = st // v0 has no rebalance timeout: Kafka uses the session timeout
 	}
-	jr.protocols = make([]protocol, len(req.Protocols))
-	for i, p := range req.Protocols {
-		jr.protocols[i] = protocol{name: p.Name, metadata: append([]byte{}, p.Metadata...)}
+	// A name listed twice counts once (Kafka keeps the first): protoCount counts members.
+	jr.protocols = make([]protocol, 0, len(req.Protocols))
+	for _, p := range req.Protocols {
+		if !slices.ContainsFunc(jr.protocols, func(q protocol) bool { return q.name == p.Name }) {
+			jr.protocols = append(jr.protocols, protocol{name: p.Name, metadata: append([]byte{}, p.Metadata...)})
+		}
 	}
 	return jr, 0
 }

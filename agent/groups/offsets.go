@@ -125,17 +125,26 @@ func (c *Coordinator) checkCommitLocked(req *kmsg.OffsetCommitRequest) (*group, 
 	if c.closed {
 		return nil, kerr.CoordinatorNotAvailable.Code
 	}
+	if req.Group == "" {
+		return nil, kerr.InvalidGroupID.Code
+	}
+	// A simple commit (generation -1, no member) is accepted while the group has no members;
+	// one naming a member must be from a member (Kafka's validateOffsetCommit).
+	simple := req.Generation < 0 && req.MemberID == "" && req.InstanceID == nil
 	g := c.groups[req.Group]
 	if g == nil {
-		if req.Generation < 0 {
-			return nil, 0 // a simple commit: the group is created if any partition is valid
+		switch {
+		case simple:
+			return nil, 0 // the group is created if any partition is valid
+		case req.Generation < 0:
+			return nil, kerr.UnknownMemberID.Code
 		}
 		return nil, kerr.IllegalGeneration.Code
 	}
 	if code := g.checkInstance(req.InstanceID, req.MemberID); code != 0 {
 		return nil, code
 	}
-	if req.Generation < 0 && g.state == stateEmpty {
+	if simple && g.state == stateEmpty {
 		return g, 0
 	}
 	m := g.members[req.MemberID]

@@ -254,12 +254,35 @@ func (c *Coordinator) groupForReplay(id string) *group {
 	return g
 }
 
+// offsetRef names one committed offset of one group.
+type offsetRef struct {
+	group string
+	tp    topicPartition
+}
+
+// tombstoneStaleLocked writes tombstones for the offsets the replay dropped as committed to a
+// deleted topic, so that the next replay does not read them again.
+func (c *Coordinator) tombstoneStaleLocked() {
+	if len(c.staleOffsets) == 0 {
+		return
+	}
+	recs := make([]record, 0, len(c.staleOffsets))
+	for ref := range c.staleOffsets {
+		recs = append(recs, record{key: offsetKey(ref.group, ref.tp)})
+	}
+	c.staleOffsets = nil
+	if _, err := c.appendLocked(recs); err != nil {
+		c.log.Warn("tombstones for offsets of deleted topics not written", "err", err)
+	}
+}
+
 func (c *Coordinator) replayOffset(r *batch.Record) error {
 	var k kmsg.OffsetCommitKey
 	if err := k.ReadFrom(r.Key); err != nil {
 		return fmt.Errorf("offset commit key: %w", err)
 	}
 	tp := topicPartition{topic: k.Topic, partition: k.Partition}
+	delete(c.staleOffsets, offsetRef{group: k.Group, tp: tp}) // a later record decides
 	if r.Value == nil {
 		if g := c.groups[k.Group]; g != nil {
 			delete(g.offsets, tp)
@@ -275,6 +298,15 @@ func (c *Coordinator) replayOffset(r *batch.Record) error {
 		o.leaderEpoch = v.LeaderEpoch
 	}
 	if t := c.store.Topic(k.Topic); t != nil {
+		if v.CommitTimestamp < t.CreatedAt().UnixMilli() {
+			// Committed to an earlier topic of this name, deleted since: drop it (a
+			// tombstone is written after the replay) rather than give it the new topic's id.
+			if g := c.groups[k.Group]; g != nil {
+				delete(g.offsets, tp)
+			}
+			c.staleOffsets[offsetRef{group: k.Group, tp: tp}] = struct{}{}
+			return nil
+		}
 		o.topicID = t.ID()
 	}
 	c.groupForReplay(k.Group).offsets[tp] = o

@@ -42,28 +42,31 @@ func (c *Coordinator) syncLocked(req *kmsg.SyncGroupRequest, done func(*kmsg.Syn
 		return syncError(kerr.UnknownMemberID.Code)
 	}
 	c.answerSyncErrLocked(m, kerr.RebalanceInProgress.Code) // a duplicate sync replaces the first
-	m.syncDone = done
-	delete(g.pendingSync, m.id)
 	c.touch(g, m)
 	if m.id != g.leader {
+		m.syncDone = done
+		delete(g.pendingSync, m.id)
 		return nil
-	}
-	if code := c.checkAssignments(req); code != 0 {
-		m.syncDone = nil
-		return syncError(code)
 	}
 	assigned := make(map[string][]byte, len(req.GroupAssignment))
 	for _, a := range req.GroupAssignment {
 		assigned[a.MemberID] = a.MemberAssignment
 	}
-	for _, o := range g.members {
-		a, ok := assigned[o.id]
-		if len(a) == 0 && g.protocolType == "consumer" {
-			a = emptyConsumerAssignment
-		} else if ok {
-			a = append([]byte{}, a...) // the request may alias the connection's frame
+	if code := c.checkAssignments(g, req, assigned); code != 0 {
+		// As Kafka (resetAndPropagateAssignmentError, maybePrepareRebalance): every waiting
+		// member gets the error and the group rebalances rather than wait for a leader's
+		// sync that will not come.
+		for _, o := range g.members {
+			c.setAssignment(o, nil)
+			c.answerSyncErrLocked(o, code)
 		}
-		c.setAssignment(o, a)
+		c.prepareRebalanceLocked(g, "leader's assignment refused")
+		return syncError(code)
+	}
+	m.syncDone = done
+	delete(g.pendingSync, m.id)
+	for _, o := range g.members {
+		c.setAssignment(o, newAssignment(g, assigned, o.id))
 	}
 	c.persistGroupLocked(g)
 	g.setState(stateStable, c.clock.Now())
@@ -79,19 +82,39 @@ func (c *Coordinator) syncLocked(req *kmsg.SyncGroupRequest, done func(*kmsg.Syn
 	return nil
 }
 
+// newAssignment is what member id gets from the leader's assignments: a copy (the request
+// may alias the connection's frame), or an empty consumer assignment when left out.
+func newAssignment(g *group, assigned map[string][]byte, id string) []byte {
+	a, ok := assigned[id]
+	if len(a) == 0 && g.protocolType == "consumer" {
+		return emptyConsumerAssignment
+	}
+	if ok {
+		return append([]byte{}, a...)
+	}
+	return a
+}
+
 // checkAssignments applies the per-member cap and the metadata budget to a leader's
-// assignments.
-func (c *Coordinator) checkAssignments(req *kmsg.SyncGroupRequest) int16 {
-	var total int64
+// assignments (assigned is them by member id). The budget counts the growth over the
+// assignments g's members hold now.
+func (c *Coordinator) checkAssignments(g *group, req *kmsg.SyncGroupRequest, assigned map[string][]byte) int16 {
 	for _, a := range req.GroupAssignment {
 		if len(a.MemberAssignment) > c.opts.MaxMemberMetadataBytes {
 			c.log.Warn("refusing a group assignment: too large", "group", req.Group, "member", a.MemberID,
 				"bytes", len(a.MemberAssignment), "max", c.opts.MaxMemberMetadataBytes)
 			return kerr.InvalidRequest.Code
 		}
-		total += int64(len(a.MemberAssignment))
 	}
-	if c.metaBytes+total > c.opts.MaxMetadataBytes {
+	var grow int64
+	for _, o := range g.members {
+		n := len(assigned[o.id])
+		if n == 0 && g.protocolType == "consumer" {
+			n = len(emptyConsumerAssignment)
+		}
+		grow += int64(n - len(o.assignment))
+	}
+	if grow > 0 && c.metaBytes+grow > c.opts.MaxMetadataBytes {
 		c.log.Warn("refusing a group assignment: metadata budget spent", "group", req.Group,
 			"held_bytes", c.metaBytes, "budget", c.opts.MaxMetadataBytes)
 		return kerr.CoordinatorNotAvailable.Code
