@@ -124,14 +124,14 @@ func readFrame(r io.Reader, maxBytes int32) ([]byte, error) {
 	return buf, nil
 }
 
-// Frame buffers are pooled by power-of-two size class from 4 KiB to 4 MiB, so a steady
+// Frame buffers are pooled by power-of-two size class from 4 KiB to 16 MiB, so a steady
 // stream of produce requests reuses memory instead of allocating a frame per request.
 const (
 	minPooledFrame = 4 << 10
-	maxPooledFrame = 4 << 20
+	maxPooledFrame = 16 << 20
 )
 
-var framePools [11]sync.Pool // 4 KiB << i
+var framePools [13]sync.Pool // 4 KiB << i
 
 // frameClass returns the pool index whose buffers hold n bytes, or -1 when n is too large.
 func frameClass(n int) int {

@@ -348,3 +348,21 @@ func rawFrame(key, version int16, body []byte) []byte {
 	b = append(b, 0xff, 0xff)
 	return append(b, body...)
 }
+
+// TestFramePoolClasses checks every size class round-trips through its pool.
+func TestFramePoolClasses(t *testing.T) {
+	for _, n := range []int{1, minPooledFrame, minPooledFrame + 1, 1 << 20, 6 << 20, maxPooledFrame} {
+		c := frameClass(n)
+		if c < 0 || c >= len(framePools) || minPooledFrame<<c < n {
+			t.Fatalf("size %d: class %d", n, c)
+		}
+		b := getFrameBuf(n)
+		if len(b) != n || cap(b) != minPooledFrame<<c {
+			t.Fatalf("size %d: len %d cap %d", n, len(b), cap(b))
+		}
+		putFrameBuf(b)
+	}
+	if frameClass(maxPooledFrame+1) != -1 {
+		t.Fatal("a frame over the largest class is pooled")
+	}
+}
