@@ -15,7 +15,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 )
 
-const groupTimeoutHelp = "give up on the request after this `duration`"
 
 // runGroup dispatches "samsa group <sub-command>".
 func runGroup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -52,21 +51,10 @@ Run 'samsa group SUBCOMMAND -h' for details.
 `)
 }
 
-// oneGroup requires exactly one positional argument, the group name.
-func oneGroup(fs *cmdFlags, pos []string) (string, error) {
-	switch {
-	case len(pos) == 0:
-		return "", usagef(fs.Name(), "missing GROUP")
-	case len(pos) > 1:
-		return "", usagef(fs.Name(), "want one GROUP, got %d arguments: %s", len(pos), strings.Join(pos, " "))
-	}
-	return pos[0], nil
-}
-
 func groupList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("group list", "group list [flags]", "Lists consumer groups with their state, sorted by name.", stderr)
 	var cf clientFlags
-	cf.register(fs, groupTimeoutHelp)
+	cf.register(fs, timeoutHelp)
 	var states listFlag
 	fs.Var(&states, "state", "only groups in `STATE`: Empty, Stable, PreparingRebalance, CompletingRebalance (repeatable)")
 	pos, err := parseArgs(fs, args)
@@ -104,12 +92,8 @@ func groupDescribe(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs := newFlagSet("group describe", "group describe GROUP [flags]",
 		"Shows a group's state and members, and per partition its committed offset, the log end offset and the lag.", stderr)
 	var cf clientFlags
-	cf.register(fs, groupTimeoutHelp)
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return err
-	}
-	name, err := oneGroup(fs, pos)
+	cf.register(fs, timeoutHelp)
+	name, err := parseOne(fs, args, "GROUP")
 	if err != nil {
 		return err
 	}
@@ -186,12 +170,8 @@ func groupDelete(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs := newFlagSet("group delete", "group delete GROUP [flags]",
 		"Deletes a group and its committed offsets. The group must have no members.", stderr)
 	var cf clientFlags
-	cf.register(fs, groupTimeoutHelp)
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return err
-	}
-	name, err := oneGroup(fs, pos)
+	cf.register(fs, timeoutHelp)
+	name, err := parseOne(fs, args, "GROUP")
 	if err != nil {
 		return err
 	}

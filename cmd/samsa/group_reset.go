@@ -33,7 +33,7 @@ func groupResetOffsets(ctx context.Context, args []string, stdout, stderr io.Wri
 			"TIME is RFC 3339 (2026-01-02T15:04:05Z), local 2026-01-02T15:04:05, or Unix milliseconds; the new\n"+
 			"offset is the first record at or after it. An offset N outside the log is clamped to its start or end.", stderr)
 	var cf clientFlags
-	cf.register(fs, groupTimeoutHelp)
+	cf.register(fs, timeoutHelp)
 	topic := fs.String("topic", "", "`T` or T:P,P... (partitions) to reset (required)")
 	to := fs.String("to", "", "where to: `earliest`, latest, offset N or datetime TIME (required)")
 	execute := fs.Bool("execute", false, "commit the new offsets (default: dry run)")

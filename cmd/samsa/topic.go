@@ -15,7 +15,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-const topicTimeoutHelp = "give up on the request after this `duration`"
+// timeoutHelp documents --timeout of the admin commands.
+const timeoutHelp = "give up on the request after this `duration`"
 
 // runTopic dispatches "samsa topic <sub-command>".
 func runTopic(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -79,15 +80,20 @@ func (c *clientFlags) admin(ctx context.Context) (*adminSession, error) {
 	return &adminSession{adm: kadm.NewClient(cl), ctx: ctx, cancel: cancel}, nil
 }
 
-// oneName requires exactly one positional argument, the topic name.
-func oneName(fs *cmdFlags, pos []string) (string, error) {
+// parseOne parses flags and exactly one non-empty positional argument, named by label
+// ("topic NAME", "GROUP") in usage errors.
+func parseOne(fs *cmdFlags, args []string, label string) (string, error) {
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return "", err
+	}
 	switch {
 	case len(pos) == 0:
-		return "", usagef(fs.Name(), "missing topic NAME")
+		return "", usagef(fs.Name(), "missing %s", label)
 	case len(pos) > 1:
-		return "", usagef(fs.Name(), "want one topic NAME, got %d arguments: %s", len(pos), strings.Join(pos, " "))
+		return "", usagef(fs.Name(), "want one %s, got %d arguments: %s", label, len(pos), strings.Join(pos, " "))
 	case pos[0] == "":
-		return "", usagef(fs.Name(), "topic NAME must not be empty")
+		return "", usagef(fs.Name(), "%s must not be empty", label)
 	}
 	return pos[0], nil
 }
@@ -95,17 +101,13 @@ func oneName(fs *cmdFlags, pos []string) (string, error) {
 func topicCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("topic create", "topic create NAME [flags]", "Creates a topic.", stderr)
 	var cf clientFlags
-	cf.register(fs, topicTimeoutHelp)
+	cf.register(fs, timeoutHelp)
 	partitions := fs.Int("partitions", -1, "number of partitions `N` (-1: the broker's default_partitions)")
 	rf := fs.Int("replication-factor", -1, "replicas per partition `N` (-1: the broker's default)")
 	configs := &kvFlag{}
 	fs.Var(configs, "config", "topic config `key=value` such as retention.ms=86400000 (repeatable)")
 	ifNotExists := fs.Bool("if-not-exists", false, "succeed if the topic already exists")
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return err
-	}
-	name, err := oneName(fs, pos)
+	name, err := parseOne(fs, args, "topic NAME")
 	if err != nil {
 		return err
 	}
@@ -144,7 +146,7 @@ func topicCreate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 func topicList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("topic list", "topic list [flags]", "Lists topics and their partition counts, sorted by name.", stderr)
 	var cf clientFlags
-	cf.register(fs, topicTimeoutHelp)
+	cf.register(fs, timeoutHelp)
 	internal := fs.Bool("internal", false, "include internal topics such as __consumer_offsets")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
@@ -183,12 +185,8 @@ func topicDescribe(ctx context.Context, args []string, stdout, stderr io.Writer)
 		"Shows a topic's partitions (leader, start and end offsets) and configs.\n"+
 			"Configs marked * are not built-in defaults (set on the topic or by the broker).", stderr)
 	var cf clientFlags
-	cf.register(fs, topicTimeoutHelp)
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return err
-	}
-	name, err := oneName(fs, pos)
+	cf.register(fs, timeoutHelp)
+	name, err := parseOne(fs, args, "topic NAME")
 	if err != nil {
 		return err
 	}
@@ -295,17 +293,13 @@ func topicAlter(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		"Changes topic configs (IncrementalAlterConfigs) and/or raises the partition count (CreatePartitions).\n"+
 			"--delete reverts a config to its default.", stderr)
 	var cf clientFlags
-	cf.register(fs, topicTimeoutHelp)
+	cf.register(fs, timeoutHelp)
 	sets := &kvFlag{}
 	fs.Var(sets, "set", "set topic config `key=value` (repeatable)")
 	var deletes listFlag
 	fs.Var(&deletes, "delete", "revert topic config `key` to its default (repeatable)")
 	partitions := fs.Int("partitions", 0, "new total number of partitions `N` (can only grow)")
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return err
-	}
-	name, err := oneName(fs, pos)
+	name, err := parseOne(fs, args, "topic NAME")
 	if err != nil {
 		return err
 	}
@@ -379,13 +373,9 @@ func describeOps(ops []kadm.AlterConfig) string {
 func topicDelete(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("topic delete", "topic delete NAME [flags]", "Deletes a topic and its data.", stderr)
 	var cf clientFlags
-	cf.register(fs, topicTimeoutHelp)
+	cf.register(fs, timeoutHelp)
 	ifExists := fs.Bool("if-exists", false, "succeed if the topic does not exist")
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return err
-	}
-	name, err := oneName(fs, pos)
+	name, err := parseOne(fs, args, "topic NAME")
 	if err != nil {
 		return err
 	}
