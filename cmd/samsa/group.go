@@ -15,7 +15,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 )
 
-
 // runGroup dispatches "samsa group <sub-command>".
 func runGroup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
