@@ -7,11 +7,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"sync/atomic"
 	"time"
 
 	"github.com/samsa-io/samsa/agent/commitlog"
+	"github.com/samsa-io/samsa/agent/diskguard"
 	"github.com/samsa-io/samsa/agent/groups"
 	"github.com/samsa-io/samsa/agent/kafka"
 )
@@ -21,6 +23,7 @@ type Agent struct {
 	cfg    Config
 	log    *slog.Logger
 	store  *commitlog.Store
+	guard  *diskguard.Guard
 	groups *groups.Coordinator
 	kafka  *kafka.Server
 
@@ -51,7 +54,11 @@ func (a *Agent) Start() error {
 	if err != nil {
 		return fmt.Errorf("config key \"fsync\": %w", err)
 	}
+	if err := a.startGuard(); err != nil {
+		return err
+	}
 	if err := a.startHTTP(); err != nil {
+		a.guard.Close()
 		return err
 	}
 	store, err := commitlog.Open(commitlog.Options{
@@ -62,26 +69,56 @@ func (a *Agent) Start() error {
 		Logger:        a.log.With("component", "commitlog"),
 
 		ProducerIDExpiration: a.cfg.ProducerIDExpiration.Duration(),
+
+		AppendGate:              a.guard.Err,
+		RetentionCheckInterval:  a.cfg.RetentionCheckInterval.Duration(),
+		CleanerBackoff:          a.cfg.Cleaner.Backoff.Duration(),
+		CleanerBufferBytes:      a.cfg.Cleaner.DedupeBufferBytes,
+		CleanerIOBytesPerSecond: a.cfg.Cleaner.IOBytesPerSecond,
 	})
 	if err != nil {
 		a.httpSrv.Close()
+		a.guard.Close()
 		return fmt.Errorf("open data dir: %w", err)
 	}
 	a.store = store
 	if err := a.startGroups(); err != nil {
 		a.httpSrv.Close()
 		store.Close()
+		a.guard.Close()
 		return err
 	}
 	if err := a.startKafka(); err != nil {
 		a.httpSrv.Close()
 		a.groups.Close()
 		store.Close()
+		a.guard.Close()
 		return err
 	}
 	a.ready.Store(true)
 	a.log.Info("samsa agent ready", "kafka", a.KafkaAddr(), "http", a.HTTPAddr(), "data_dir", a.cfg.DataDir,
 		"fsync", a.cfg.Fsync, "startup", time.Since(a.started).Round(time.Millisecond))
+	return nil
+}
+
+// startGuard creates the data directory if needed and starts the disk guard on its
+// filesystem; the commit log asks it before every append.
+func (a *Agent) startGuard() error {
+	if err := os.MkdirAll(a.cfg.DataDir, 0o755); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	g, err := diskguard.New(diskguard.Options{
+		Dir:            a.cfg.DataDir,
+		MinFreeBytes:   a.cfg.Disk.MinFreeBytes,
+		MinFreePercent: a.cfg.Disk.MinFreePercent,
+		Interval:       a.cfg.Disk.CheckInterval.Duration(),
+		Logger:         a.log.With("component", "diskguard"),
+	})
+	if err != nil {
+		return fmt.Errorf("disk guard: %w", err)
+	}
+	g.Start()
+	a.guard = g
 	return nil
 }
 
@@ -207,6 +244,9 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 	}
 	if a.httpSrv != nil {
 		a.httpSrv.Shutdown(ctx)
+	}
+	if a.guard != nil {
+		a.guard.Close()
 	}
 	if len(errs) == 0 {
 		a.log.Info("samsa agent stopped cleanly")

@@ -19,7 +19,10 @@ import (
 // environment variables; command-line flags are applied on top by cmd/samsa with Set.
 //
 // Every field is a top-level YAML key (the yaml tag) and an environment variable
-// SAMSA_<KEY IN UPPER CASE>. The zero Config is not valid; start from DefaultConfig.
+// SAMSA_<KEY IN UPPER CASE>, except the blocks disk: and cleaner: (config_disk.go), whose
+// keys are named section.key ("disk.min_free_bytes": Set, messages) and whose variables are
+// SAMSA_<SECTION>_<KEY> (SAMSA_DISK_MIN_FREE_BYTES). The zero Config is not valid; start
+// from DefaultConfig.
 type Config struct {
 	// DataDir holds the commit log and the agent's state. Default "./samsa-data".
 	DataDir string `yaml:"data_dir"`
@@ -81,6 +84,14 @@ type Config struct {
 	// OffsetsRetention is offsets.retention.minutes: the offsets of a group without members
 	// expire this long after their commit (or the group emptying). Default 168h (7 days).
 	OffsetsRetention Duration `yaml:"offsets_retention"`
+
+	// Disk is the disk guard (the YAML block disk:, see DiskConfig).
+	Disk DiskConfig `yaml:"disk"`
+	// Cleaner tunes the log cleaner (the YAML block cleaner:, see CleanerConfig).
+	Cleaner CleanerConfig `yaml:"cleaner"`
+	// RetentionCheckInterval is how often retention.ms and retention.bytes are enforced
+	// (Kafka's log.retention.check.interval.ms). Default 30s; 10ms to 24h.
+	RetentionCheckInterval Duration `yaml:"retention_check_interval"`
 }
 
 // EnvPrefix starts every environment variable that overrides a config key.
@@ -125,6 +136,10 @@ func DefaultConfig() Config {
 		GroupMaxSize:               1000,
 		MaxGroups:                  10000,
 		OffsetsRetention:           Duration(7 * 24 * time.Hour),
+
+		Disk:                   defaultDiskConfig(),
+		Cleaner:                defaultCleanerConfig(),
+		RetentionCheckInterval: Duration(defaultRetentionCheck),
 	}
 }
 
@@ -204,6 +219,12 @@ func (c *Config) applyYAML(data []byte) error {
 	seen := map[string]int{}
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], root.Content[i+1]
+		if configSection(k.Value) {
+			if err := c.applyYAMLSection(k, v, seen); err != nil {
+				return err
+			}
+			continue
+		}
 		f := lookupField(k.Value)
 		if f == nil {
 			return fmt.Errorf("unknown key %q (line %d); allowed keys: %s",
@@ -218,6 +239,44 @@ func (c *Config) applyYAML(data []byte) error {
 		}
 		if err := f.setNodeChecked(c, v); err != nil {
 			return fmt.Errorf("key %q (line %d): %w", k.Value, v.Line, err)
+		}
+	}
+	return nil
+}
+
+// applyYAMLSection overlays a block of keys such as disk: (config_disk.go). seen holds the
+// lines of the keys already set, by full key ("disk.min_free_bytes").
+func (c *Config) applyYAMLSection(k, v *yaml.Node, seen map[string]int) error {
+	if prev, ok := seen[k.Value]; ok {
+		return fmt.Errorf("key %q repeated (lines %d and %d)", k.Value, prev, k.Line)
+	}
+	seen[k.Value] = k.Line
+	if v.Kind == yaml.AliasNode && v.Alias != nil {
+		v = v.Alias
+	}
+	if v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
+		return nil
+	}
+	allowed := strings.Join(sectionKeys(k.Value), ", ")
+	if v.Kind != yaml.MappingNode {
+		return fmt.Errorf("key %q (line %d): %w: want a mapping of the keys %s", k.Value, v.Line, ErrInvalidValue, allowed)
+	}
+	for i := 0; i+1 < len(v.Content); i += 2 {
+		sk, sv := v.Content[i], v.Content[i+1]
+		key := k.Value + sectionSep + sk.Value
+		f := lookupField(key)
+		if f == nil {
+			return fmt.Errorf("unknown key %q in %s: (line %d); allowed keys there: %s", sk.Value, k.Value, sk.Line, allowed)
+		}
+		if prev, ok := seen[key]; ok {
+			return fmt.Errorf("key %q repeated (lines %d and %d)", key, prev, sk.Line)
+		}
+		seen[key] = sk.Line
+		if sv.Kind == yaml.ScalarNode && sv.Tag == "!!null" {
+			continue
+		}
+		if err := f.setNodeChecked(c, sv); err != nil {
+			return fmt.Errorf("key %q (line %d): %w", key, sv.Line, err)
 		}
 	}
 	return nil
@@ -371,7 +430,7 @@ func formatTopicDefaults(m map[string]string) string {
 // how to check it and how to show it in messages. The table below is the single list of keys
 // that YAML decoding, the environment and Validate all use.
 type field struct {
-	key     string                              // YAML key; the env var is EnvPrefix + upper case
+	key     string                              // YAML key (section.key in a block); env var: envName
 	allowed string                              // what is allowed, for messages
 	set     func(c *Config, s string) bool      // parse s into c; false if s does not parse
 	setNode func(c *Config, n *yaml.Node) error // non-scalar YAML forms; nil = scalars only
@@ -379,7 +438,7 @@ type field struct {
 	show    func(c *Config) string              // the current value as text
 }
 
-var fields = append([]field{
+var fields = slices.Concat([]field{
 	stringField("data_dir", "a non-empty directory path", func(c *Config) *string { return &c.DataDir },
 		func(s string) bool { return s != "" }),
 	stringField("kafka_addr", "host:port, port 0-65535", func(c *Config) *string { return &c.KafkaAddr }, addrOK),
@@ -399,7 +458,7 @@ var fields = append([]field{
 	enumField("log_level", func(c *Config) *string { return &c.LogLevel }, "debug", "info", "warn", "error"),
 	enumField("log_format", func(c *Config) *string { return &c.LogFormat }, "text", "json"),
 	topicDefaultsField("topic_defaults", func(c *Config) *map[string]string { return &c.TopicDefaults }),
-}, groupFields...)
+}, groupFields, diskFields)
 
 // invalid is the error for a bad value of f.
 func (f *field) invalid(value string) error {
@@ -458,10 +517,11 @@ func lookupField(key string) *field {
 	return nil
 }
 
-// lookupEnv maps SAMSA_FSYNC_INTERVAL to the fsync_interval field; the name must be upper case.
+// lookupEnv maps SAMSA_FSYNC_INTERVAL to the fsync_interval field (SAMSA_DISK_MIN_FREE_BYTES to
+// disk.min_free_bytes); the name must be upper case.
 func lookupEnv(name string) *field {
 	for i := range fields {
-		if EnvPrefix+strings.ToUpper(fields[i].key) == name {
+		if envName(fields[i].key) == name {
 			return &fields[i]
 		}
 	}
@@ -479,7 +539,7 @@ func fieldKeys() []string {
 func envNames() []string {
 	names := make([]string, len(fields))
 	for i := range fields {
-		names[i] = EnvPrefix + strings.ToUpper(fields[i].key)
+		names[i] = envName(fields[i].key)
 	}
 	return names
 }

@@ -47,6 +47,10 @@ func TestDefaultConfig(t *testing.T) {
 		GroupMaxSize:               1000,
 		MaxGroups:                  10000,
 		OffsetsRetention:           Duration(168 * time.Hour),
+
+		Disk:                   DiskConfig{MinFreeBytes: 256 << 20, MinFreePercent: 2, CheckInterval: Duration(time.Second)},
+		Cleaner:                CleanerConfig{DedupeBufferBytes: 16 << 20, Backoff: Duration(15 * time.Second)},
+		RetentionCheckInterval: Duration(30 * time.Second),
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("DefaultConfig() = %+v, want %+v", c, want)
@@ -57,12 +61,20 @@ func TestDefaultConfig(t *testing.T) {
 	}
 }
 
-// TestFieldTableCoversConfig keeps the key table and the struct's yaml tags in step.
+// TestFieldTableCoversConfig keeps the key table and the struct's yaml tags in step; a block
+// (a struct field such as Disk) contributes section.key for each of its fields.
 func TestFieldTableCoversConfig(t *testing.T) {
 	var tags []string
 	rt := reflect.TypeFor[Config]()
 	for i := range rt.NumField() {
-		tags = append(tags, strings.Split(rt.Field(i).Tag.Get("yaml"), ",")[0])
+		tag := strings.Split(rt.Field(i).Tag.Get("yaml"), ",")[0]
+		if ft := rt.Field(i).Type; ft.Kind() == reflect.Struct {
+			for j := range ft.NumField() {
+				tags = append(tags, tag+"."+strings.Split(ft.Field(j).Tag.Get("yaml"), ",")[0])
+			}
+			continue
+		}
+		tags = append(tags, tag)
 	}
 	if keys := fieldKeys(); !slices.Equal(tags, keys) {
 		t.Fatalf("yaml tags %v != field table %v", tags, keys)
@@ -122,6 +134,10 @@ offsets_retention: 24h
 		GroupMaxSize:           50,
 		MaxGroups:              100,
 		OffsetsRetention:       Duration(24 * time.Hour),
+
+		Disk:                   defaultDiskConfig(),
+		Cleaner:                defaultCleanerConfig(),
+		RetentionCheckInterval: Duration(30 * time.Second),
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got  %+v\nwant %+v", got, want)

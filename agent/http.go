@@ -19,7 +19,8 @@ func (a *Agent) handleHealth(w http.ResponseWriter, _ *http.Request) {
 	fmt.Fprintln(w, "ok")
 }
 
-// handleMetrics writes Prometheus text: process, commit log, consumer group and Kafka server metrics.
+// handleMetrics writes Prometheus text: process, disk guard, commit log, consumer group and Kafka
+// server metrics.
 func (a *Agent) handleMetrics(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	bw := bufio.NewWriter(w)
@@ -32,6 +33,9 @@ func (a *Agent) handleMetrics(w http.ResponseWriter, _ *http.Request) {
 	fmt.Fprintf(bw, "# HELP samsa_uptime_seconds Seconds since the agent started.\n# TYPE samsa_uptime_seconds gauge\nsamsa_uptime_seconds %.0f\n", time.Since(a.started).Seconds())
 	fmt.Fprintf(bw, "# HELP samsa_process_resident_memory_bytes Resident set size.\n# TYPE samsa_process_resident_memory_bytes gauge\nsamsa_process_resident_memory_bytes %d\n", residentBytes())
 	fmt.Fprintf(bw, "# HELP samsa_go_goroutines Goroutines.\n# TYPE samsa_go_goroutines gauge\nsamsa_go_goroutines %d\n", runtime.NumGoroutine())
+	if a.guard != nil {
+		a.guard.WriteMetrics(bw)
+	}
 	if a.ready.Load() {
 		a.store.WriteMetrics(bw)
 		a.groups.WriteMetrics(bw)

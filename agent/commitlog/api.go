@@ -34,6 +34,12 @@ var (
 	// ErrInvalidProducerEpoch: an idempotent producer's batch has an epoch older than the
 	// partition has seen for its producer id (a fenced, stale producer).
 	ErrInvalidProducerEpoch = errors.New("producer epoch is older than the current one")
+	// ErrAppendRefused: Options.AppendGate refused the append (the disk guard); it comes
+	// wrapped together with ErrStorage and the gate's own error.
+	ErrAppendRefused = errors.New("append refused")
+	// ErrInvalidRecord: a record the topic cannot take, such as one without a key on a
+	// compacted topic (Kafka's INVALID_RECORD).
+	ErrInvalidRecord = errors.New("invalid record")
 	// ErrTransactionalBatch: a batch marked transactional (or a control batch); transactions
 	// are not supported yet.
 	ErrTransactionalBatch = errors.New("transactional batches are not supported")

@@ -11,9 +11,25 @@
 //	%020d.snapshot   idempotent producer state valid at that offset (segment rolls, clean close)
 //
 // Appends go to the last (active) segment, which rolls on segment.bytes or segment.ms, or
-// before offsets relative to its base would overflow the indexes' 32 bits. Offsets are dense:
-// each batch starts where the previous one ended, each segment where the previous one ended
-// (recovery relies on it; a future compaction must keep each segment's last batch).
+// before offsets relative to its base would overflow the indexes' 32 bits. Each segment starts
+// where the previous one ended, and inside a segment each batch starts where the previous one
+// ended, except in segments compaction rewrote (below the cleaner checkpoint's gaps_below),
+// where dropped batches leave gaps; recovery treats any other gap as damage.
+//
+// Retention (retention.go): every retention_check_interval a janitor deletes, oldest first,
+// closed segments wholly below the high watermark whose largest timestamp is older than
+// retention.ms, or while the partition stays above retention.bytes without them (so it keeps
+// at most retention.bytes plus one segment), or wholly below the log start offset. An expired
+// active segment is rolled so it can go. DeleteRecords moves the log start offset inside a
+// segment; it is kept in the partition's log-start-offset file, written before segments go.
+//
+// Compaction (cleaner.go, clean.go, swap.go): for cleanup.policy=compact, a cleaner maps the
+// keys of the dirty part (closed segments not compacted yet) to their latest offsets in a
+// fixed-size hash table (keymap.go), then rewrites the closed segments from the log start,
+// keeping the latest record per key, tombstones until delete.retention.ms after their
+// timestamp, and, as empty batches, each group's last batch and each producer's newest batch
+// (so offsets stay aligned and idempotent state survives a replay). A rewrite is committed by
+// a rename, so a crash leaves either the old segments or the new one.
 // Durability follows the store's fsync mode: "always" acknowledges only fsynced data and uses
 // group commit (one fdatasync covers every append waiting on it); "interval" fsyncs every
 // fsync_interval; "never" leaves it to the OS; topic flush.messages and flush.ms add fsyncs.

@@ -2,7 +2,9 @@ package commitlog
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"os"
 	"sync/atomic"
@@ -32,10 +34,17 @@ type indexFile struct {
 }
 
 // openIndexFile opens or creates an index. existing entries are the file's whole entries
-// (callers reset() when they rebuild). A writable index is grown to capacity entries.
+// (callers reset() when they rebuild). A writable index is grown to capacity entries, with
+// real blocks (see preallocate).
+//
+// When the filesystem has no room to grow it (ENOSPC, or EDQUOT under a quota), the index keeps its entries and takes
+// no more: it is full, so lookups past its end scan the log, and a warning says so. It is not
+// an error, because the open that hits it is most often the restart of an agent on a full
+// disk, which must come up to serve reads and let retention free space; a segment roll on a
+// full disk then gets an unindexed segment whose first write fails with ENOSPC anyway. The
+// next start after space returns re-indexes the segment (its index no longer covers it).
 func openIndexFile(path string, entrySize, capacity int, writable, usePread bool) (*indexFile, error) {
-	flag := os.O_RDWR | os.O_CREATE
-	f, err := os.OpenFile(path, flag, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("open index %s: %w", path, err)
 	}
@@ -56,10 +65,17 @@ func openIndexFile(path string, entrySize, capacity int, writable, usePread bool
 		if capacity < existing {
 			capacity = existing
 		}
-		size = capacity * entrySize
-		if err := f.Truncate(int64(size)); err != nil {
+		want := capacity * entrySize
+		err := preallocate(f, int64(want), st.Size())
+		switch {
+		case err == nil:
+			size = want
+		case errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT):
+			slog.Warn("no space to grow an index: it keeps its entries and takes no more; lookups past them scan the log",
+				"file", path, "entries", existing, "want_bytes", want, "err", err)
+		default:
 			f.Close()
-			return nil, fmt.Errorf("preallocate index %s: %w", path, err)
+			return nil, fmt.Errorf("preallocate index %s to %d bytes: %w", path, want, err)
 		}
 	}
 	x.capacity = size / entrySize
@@ -72,6 +88,28 @@ func openIndexFile(path string, entrySize, capacity int, writable, usePread bool
 		x.mm = mm
 	}
 	return x, nil
+}
+
+// preallocate grows f from cur to size bytes with real blocks (fallocate), so that storing an
+// entry through the mapping never lands in a hole the filesystem has no room for: on a full
+// disk that store would raise SIGBUS and kill the process instead of returning an error. A
+// filesystem without fallocate gets a sparse file (Truncate), as before. On failure (ENOSPC)
+// the file is cut back to cur, so no zeroed tail passes for entries at the next open.
+func preallocate(f *os.File, size, cur int64) error {
+	if size < cur { // a partial entry at the end
+		return f.Truncate(size)
+	}
+	err := fallocate(f, size)
+	if errors.Is(err, errors.ErrUnsupported) {
+		return f.Truncate(size)
+	}
+	if err != nil {
+		if terr := f.Truncate(cur); terr != nil {
+			return errors.Join(err, fmt.Errorf("cut back to %d bytes: %w", cur, terr))
+		}
+		return err
+	}
+	return nil
 }
 
 func (x *indexFile) len() int { return int(x.n.Load()) }

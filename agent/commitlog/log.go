@@ -32,6 +32,19 @@ type Log struct {
 	log       *slog.Logger
 
 	flushMu sync.Mutex
+	// maintMu is held by a retention pass or a cleaner pass over this log, so that the two
+	// never rewrite and delete the same segments. Taken before flushMu and mu.
+	maintMu sync.Mutex
+	// startMu orders changes of the log start offset with their checkpoint writes.
+	startMu sync.Mutex
+	// Cleaner state (cleaner.go), guarded by maintMu: the checkpoint, loaded on first use.
+	cleanCk       cleanerCheckpoint
+	cleanCkLoaded bool
+	abort         atomic.Bool // the log is closing: a cleaner pass gives up
+	uncleanable   atomic.Bool // the cleaner found corrupt data: skipped until a restart
+	// gapsBelow: segments with a base below it may have offset gaps (compacted). Read at open,
+	// raised by the cleaner (under maintMu and mu) before it commits a rewrite.
+	gapsBelow int64
 
 	mu         sync.RWMutex
 	segments   []*segment // sorted by base; replaced, never mutated in place
@@ -77,6 +90,9 @@ func openLog(store *Store, topic string, partition int32, dir string, cfg *Topic
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create partition dir %s: %w", dir, err)
 	}
+	if err := recoverSwaps(dir, l.log); err != nil {
+		return nil, err
+	}
 	bases, err := listSegments(dir)
 	if err != nil {
 		return nil, err
@@ -95,6 +111,12 @@ func openLog(store *Store, topic string, partition int32, dir string, cfg *Topic
 		}
 		l.segments = append(l.segments, s)
 	}
+	if ck, err := l.cleanerCheckpoint(); err != nil {
+		l.log.Warn("cleaner checkpoint unreadable; accepting offset gaps in every closed segment", "err", err)
+		l.gapsBelow = math.MaxInt64
+	} else {
+		l.gapsBelow = ck.GapsBelow
+	}
 	if err := l.recover(clean); err != nil {
 		l.closeSegments()
 		return nil, err
@@ -104,6 +126,7 @@ func openLog(store *Store, topic string, partition int32, dir string, cfg *Topic
 	l.logStart = l.segments[0].base
 	l.leo = a.next
 	l.hw, l.hwSeg, l.hwPos, l.flushed = l.leo, a, a.size, l.leo
+	l.loadLogStart()
 	if err := l.loadProducerState(); err != nil {
 		l.closeSegments()
 		return nil, err
@@ -279,6 +302,11 @@ func (l *Log) Append(records []byte) (AppendResult, error) {
 		if err := validateProducerFields(&h); err != nil {
 			return err
 		}
+		if cfg.compacts() {
+			if err := requireKeys(b, h); err != nil {
+				return err
+			}
+		}
 		headers = append(headers, h)
 		span += int64(h.LastOffsetDelta) + 1
 		return nil
@@ -302,6 +330,17 @@ func (l *Log) Append(records []byte) (AppendResult, error) {
 	return l.appendLocked(records, headers, cfg)
 }
 
+// requireKeys refuses a batch with a record without a key: compaction keeps the latest record
+// per key, so Kafka refuses keyless records on compacted topics.
+func requireKeys(b []byte, h batch.Header) error {
+	return batch.Records(b, func(r *batch.Record) error {
+		if r.Key == nil {
+			return fmt.Errorf("%w: record at offset delta %d has no key; cleanup.policy=%s needs one (base offset %d)", ErrInvalidRecord, r.OffsetDelta, "compact", h.BaseOffset)
+		}
+		return nil
+	})
+}
+
 // maxSegmentOffsets is the most offsets one segment may span (Kafka's rule): offsets relative
 // to the base must fit the indexes' 32-bit fields.
 const maxSegmentOffsets = math.MaxInt32
@@ -321,7 +360,12 @@ func (l *Log) appendLocked(records []byte, headers []batch.Header, cfg *TopicCon
 			return AppendResult{}, fmt.Errorf("append to %s-%d: %w", l.topic, l.partition, err)
 		}
 		if dup != nil {
-			return l.duplicateLocked(dup, cfg), nil
+			return l.duplicateLocked(dup, cfg), nil // already written: not refused below
+		}
+	}
+	if gate := l.store.opts.AppendGate; gate != nil {
+		if err := gate(); err != nil {
+			return AppendResult{}, fmt.Errorf("append to %s-%d: %w (%w): %w", l.topic, l.partition, ErrStorage, ErrAppendRefused, err)
 		}
 	}
 	var span int64

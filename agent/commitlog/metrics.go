@@ -18,6 +18,10 @@ type storeMetrics struct {
 	recoveryBytes atomic.Int64
 	corruptReads  atomic.Int64
 
+	retentionSegments       atomic.Int64
+	retentionBytes          atomic.Int64
+	recordsDeletedByRequest atomic.Int64
+
 	producerDuplicates atomic.Int64
 	producersExpired   atomic.Int64
 	producersEvicted   atomic.Int64
@@ -49,6 +53,12 @@ func (s *Store) WriteMetrics(w io.Writer) {
 	counter("samsa_log_producer_duplicates_total", "Retried idempotent batches answered with their first offsets, not appended.", m.producerDuplicates.Load())
 	counter("samsa_log_producers_expired_total", "Idempotent producer ids forgotten after producer_id_expiration idle.", m.producersExpired.Load())
 	counter("samsa_log_producers_evicted_total", "Idempotent producer ids forgotten because a partition reached its cap.", m.producersEvicted.Load())
+	counter("samsa_retention_deleted_segments_total", "Segments deleted by retention.ms, retention.bytes or DeleteRecords.", m.retentionSegments.Load())
+	counter("samsa_retention_deleted_bytes_total", "Bytes of segments deleted by retention.", m.retentionBytes.Load())
+	counter("samsa_delete_records_total", "Log start offsets moved by DeleteRecords.", m.recordsDeletedByRequest.Load())
+	if s.cleaner != nil {
+		s.cleaner.writeMetrics(w)
+	}
 	gauges := []struct {
 		name, help string
 		get        func(l *Log) int64
@@ -61,6 +71,16 @@ func (s *Store) WriteMetrics(w io.Writer) {
 		{"samsa_partition_producers", "Idempotent producer ids tracked.", func(l *Log) int64 { return int64(l.NumProducers()) }},
 	}
 	topics := s.Topics()
+	fmt.Fprintf(w, "# HELP samsa_topic_size_bytes Bytes of segment files over all partitions.\n# TYPE samsa_topic_size_bytes gauge\n")
+	for _, t := range topics {
+		var n int64
+		for p := int32(0); p < t.NumPartitions(); p++ {
+			if l := t.Partition(p); l != nil {
+				n += l.Size()
+			}
+		}
+		fmt.Fprintf(w, "samsa_topic_size_bytes{topic=%q} %d\n", t.Name(), n)
+	}
 	for _, g := range gauges {
 		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s gauge\n", g.name, g.help, g.name)
 		for _, t := range topics {

@@ -108,16 +108,17 @@ func readSegment(s *segment, offset, end, maxBytes int64, minOne bool) (r FileRa
 	return FileRange{File: s.file, Pos: start, Len: stop - start}, true, nil
 }
 
-// OffsetForTimestamp returns the first record (below the high watermark) whose timestamp is
-// >= ts, or offset -1 when there is none.
+// OffsetForTimestamp returns the first record at or after the log start and below the high
+// watermark whose timestamp is >= ts, or offset -1 when there is none.
 func (l *Log) OffsetForTimestamp(ts int64) (offset, timestamp int64, err error) {
 	after := int64(-1) // look at segments with a base above this
+	from := l.LogStartOffset()
 	for {
 		s, end, hw := l.pinForTimestamp(ts, after)
 		if s == nil {
 			return -1, -1, nil
 		}
-		off, t, found, err := s.findTimestamp(ts, end, hw)
+		off, t, found, err := s.findTimestamp(ts, end, hw, from)
 		s.release()
 		if err != nil {
 			return -1, -1, fmt.Errorf("offset for timestamp %d in %s-%d: %w", ts, l.topic, l.partition, err)
@@ -138,7 +139,7 @@ func (l *Log) pinForTimestamp(ts, after int64) (*segment, int64, int64) {
 	segs := l.segments
 	for i := sort.Search(len(segs), func(i int) bool { return segs[i].base > after }); i < len(segs); i++ {
 		s := segs[i]
-		if s.maxTs >= ts {
+		if s.maxTs >= ts && s.next > l.logStart {
 			s.acquire()
 			end := s.size
 			if s == l.hwSeg {
@@ -153,8 +154,9 @@ func (l *Log) pinForTimestamp(ts, after int64) (*segment, int64, int64) {
 	return nil, 0, 0
 }
 
-// findTimestamp scans a segment from its time index hint for the first record with timestamp >= ts.
-func (s *segment) findTimestamp(ts, end, hw int64) (offset, timestamp int64, found bool, err error) {
+// findTimestamp scans a segment from its time index hint for the first record at or after
+// offset from with timestamp >= ts.
+func (s *segment) findTimestamp(ts, end, hw, from int64) (offset, timestamp int64, found bool, err error) {
 	start := int64(0)
 	if ts > -1<<62 {
 		if rel, ok, err := s.tindex.lookupBefore(ts); err != nil {
@@ -171,8 +173,8 @@ func (s *segment) findTimestamp(ts, end, hw int64) (offset, timestamp int64, fou
 		if err != nil {
 			return 0, 0, false, err
 		}
-		if h.MaxTimestamp >= ts {
-			off, t, ok, err := s.recordAtOrAfter(pos, h, ts, hw)
+		if h.MaxTimestamp >= ts && h.LastOffset() >= from {
+			off, t, ok, err := s.recordAtOrAfter(pos, h, ts, hw, from)
 			if err != nil || ok {
 				return off, t, ok, err
 			}
@@ -184,7 +186,7 @@ func (s *segment) findTimestamp(ts, end, hw int64) (offset, timestamp int64, fou
 
 // recordAtOrAfter reads the batch at pos and returns its first record with timestamp >= ts.
 // h was read with readHeader, so the batch lies inside the segment.
-func (s *segment) recordAtOrAfter(pos int64, h batch.Header, ts, hw int64) (offset, timestamp int64, found bool, err error) {
+func (s *segment) recordAtOrAfter(pos int64, h batch.Header, ts, hw, from int64) (offset, timestamp int64, found bool, err error) {
 	buf := make([]byte, h.Size())
 	if _, err := s.file.ReadAt(buf, pos); err != nil {
 		return 0, 0, false, fmt.Errorf("read batch at %s position %d: %w: %v", s.path, pos, ErrStorage, err)
@@ -193,7 +195,7 @@ func (s *segment) recordAtOrAfter(pos int64, h batch.Header, ts, hw int64) (offs
 		if r.Offset >= hw {
 			return errStopScan
 		}
-		if r.Timestamp >= ts {
+		if r.Offset >= from && r.Timestamp >= ts {
 			offset, timestamp, found = r.Offset, r.Timestamp, true
 			return errStopScan
 		}
@@ -286,7 +288,7 @@ func (s *segment) maxRecord(end, hw, known int64) (offset, timestamp int64, err 
 	if bestPos < 0 {
 		return -1, -1, nil
 	}
-	if off, ts, ok, err := s.recordAtOrAfter(bestPos, best, best.MaxTimestamp, hw); err == nil && ok {
+	if off, ts, ok, err := s.recordAtOrAfter(bestPos, best, best.MaxTimestamp, hw, -1); err == nil && ok {
 		return off, ts, nil
 	}
 	return best.LastOffset(), best.MaxTimestamp, nil

@@ -230,6 +230,14 @@ func (l *Log) syncRecovered(dir bool) error {
 	return nil
 }
 
+// mayHaveGaps reports whether compaction may have removed batches from segment s, so that its
+// batches' offsets need not be dense. Elsewhere a batch that does not start where the previous
+// one ended is damage (the base offset is outside the CRC). The cleaner records how far it
+// rewrote before each rewrite is committed.
+func (l *Log) mayHaveGaps(s *segment) bool {
+	return s.base < l.gapsBelow
+}
+
 // rebuildFromLog rebuilds a segment's indexes and state by scanning its log from the start
 // with CRC checks. Offsets must be dense: each batch starts where the previous one ended, the
 // first at the segment's base. It reports where the first bad batch starts, if any.
@@ -240,7 +248,7 @@ func (l *Log) rebuildFromLog(s *segment) scanResult {
 	interval := l.config().IndexIntervalBytes
 	var ixErr error
 	res := scanBatches(s.file, 0, s.size, func(pos int64, _ []byte, h batch.Header) error {
-		if h.BaseOffset != s.next {
+		if h.BaseOffset != s.next && (h.BaseOffset < s.next || !l.mayHaveGaps(s)) {
 			return fmt.Errorf("%w: batch base offset %d, expected %d", errOffsetGap, h.BaseOffset, s.next)
 		}
 		if err := s.indexBatch(pos, h, interval); err != nil && ixErr == nil {
@@ -302,7 +310,7 @@ func (l *Log) loadSegmentState(s *segment) error {
 		if err != nil {
 			return err
 		}
-		if h.BaseOffset != s.next {
+		if h.BaseOffset != s.next && (h.BaseOffset < s.next || !l.mayHaveGaps(s)) {
 			return fmt.Errorf("%w: batch at position %d has base offset %d, expected %d", errOffsetGap, pos, h.BaseOffset, s.next)
 		}
 		if room && pos > lastIx && pos-lastIx >= sparse {

@@ -64,23 +64,34 @@ func indexCapacity(cfg *TopicConfig, entrySize int) int {
 
 // openSegment opens (or creates) the segment files. writable: this is the active segment.
 func openSegment(dir string, base int64, cfg *TopicConfig, writable, usePread bool) (*segment, error) {
+	return openSegmentAt(dir, base, "", cfg, writable, usePread)
+}
+
+// openSegmentAt opens (or creates) the files of segment base with suffix appended to their
+// names (".cleaned" for a cleaner's output); the segment's path is always the final name.
+func openSegmentAt(dir string, base int64, suffix string, cfg *TopicConfig, writable, usePread bool) (*segment, error) {
 	s := &segment{base: base, path: segmentPath(dir, base, ".log"), maxTs: -1, lastTs: -1, corruptAt: -1, created: time.Now()}
-	f, err := os.OpenFile(s.path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(s.path+suffix, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("open segment %s: %w", s.path, err)
+		return nil, fmt.Errorf("open segment %s: %w", s.path+suffix, err)
 	}
+	return s.openFiles(f, dir, suffix, cfg, writable, usePread)
+}
+
+func (s *segment) openFiles(f *os.File, dir, suffix string, cfg *TopicConfig, writable, usePread bool) (*segment, error) {
+	base := s.base
 	st, err := f.Stat()
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("stat segment %s: %w", s.path, err)
 	}
 	s.file, s.size, s.next, s.diskEnd = f, st.Size(), base, st.Size()
-	ix, err := openIndexFile(segmentPath(dir, base, ".index"), offsetEntrySize, indexCapacity(cfg, offsetEntrySize), writable, usePread)
+	ix, err := openIndexFile(segmentPath(dir, base, ".index")+suffix, offsetEntrySize, indexCapacity(cfg, offsetEntrySize), writable, usePread)
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
-	tix, err := openIndexFile(segmentPath(dir, base, ".timeindex"), timeEntrySize, indexCapacity(cfg, timeEntrySize), writable, usePread)
+	tix, err := openIndexFile(segmentPath(dir, base, ".timeindex")+suffix, timeEntrySize, indexCapacity(cfg, timeEntrySize), writable, usePread)
 	if err != nil {
 		ix.close()
 		f.Close()

@@ -60,8 +60,24 @@ type Options struct {
 	// MaxProducers caps the producer ids one partition tracks; past it the least recently
 	// used is forgotten. Default 10000.
 	MaxProducers int
-	// Now is the clock of producer expiry (tests); default time.Now.
+	// Now is the clock of producer expiry, retention and compaction (tests); default time.Now.
 	Now func() time.Time
+
+	// AppendGate, when set, is asked before every append; a non-nil error refuses the append
+	// with ErrStorage wrapping it (the disk guard). Retention and compaction are not gated.
+	AppendGate func() error
+	// RetentionCheckInterval is how often retention (retention.ms, retention.bytes) runs:
+	// Kafka's log.retention.check.interval.ms. Default 30s.
+	RetentionCheckInterval time.Duration
+	// CleanerBackoff is how long the log cleaner sleeps when no partition needs compaction:
+	// Kafka's log.cleaner.backoff.ms. Default 15s.
+	CleanerBackoff time.Duration
+	// CleanerBufferBytes is the memory budget of the cleaner's key map (Kafka's
+	// log.cleaner.dedupe.buffer.size). Each key takes 24 bytes. Default 16 MiB; minimum 64 KiB.
+	CleanerBufferBytes int64
+	// CleanerIOBytesPerSecond caps the bytes per second the cleaner reads plus writes, so
+	// compaction does not starve producers of an SD card's bandwidth (0: unlimited).
+	CleanerIOBytesPerSecond int64
 }
 
 func (o *Options) validate() error {
@@ -86,11 +102,34 @@ func (o *Options) validate() error {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.RetentionCheckInterval <= 0 {
+		o.RetentionCheckInterval = defaultRetentionCheckInterval
+	}
+	if o.CleanerBackoff <= 0 {
+		o.CleanerBackoff = defaultCleanerBackoff
+	}
+	if o.CleanerBufferBytes == 0 {
+		o.CleanerBufferBytes = defaultCleanerBufferBytes
+	}
+	if o.CleanerBufferBytes < minCleanerBufferBytes {
+		return fmt.Errorf("commitlog: cleaner buffer of %d bytes is below the minimum %d", o.CleanerBufferBytes, int64(minCleanerBufferBytes))
+	}
+	if o.CleanerIOBytesPerSecond < 0 {
+		return fmt.Errorf("commitlog: cleaner I/O limit %d bytes/s is negative", o.CleanerIOBytesPerSecond)
+	}
 	if err := ValidateTopicConfigs(o.TopicDefaults); err != nil {
 		return fmt.Errorf("topic_defaults: %w", err)
 	}
 	return nil
 }
+
+// Retention and cleaner defaults.
+const (
+	defaultRetentionCheckInterval = 30 * time.Second
+	defaultCleanerBackoff         = 15 * time.Second
+	defaultCleanerBufferBytes     = 16 << 20
+	minCleanerBufferBytes         = 64 << 10
+)
 
 // Producer state defaults.
 const (
@@ -134,6 +173,11 @@ type Store struct {
 	pids       producerIDs
 	expiryStop chan struct{}
 	expiryDone chan struct{}
+
+	janitorStop chan struct{} // retention.go
+	janitorDone chan struct{}
+	janitorKick chan struct{}
+	cleaner     *cleaner // cleaner.go
 }
 
 // fsyncer does a Store's fsyncs of segment files and partition directories. Tests replace
@@ -183,6 +227,7 @@ func Open(opts Options) (*Store, error) {
 		return nil, err
 	}
 	s.startExpiry()
+	s.startMaintenance()
 	s.log.Info("commit log open", "dir", opts.Dir, "clean_shutdown", clean, "topics", len(s.topics))
 	return s, nil
 }
@@ -273,6 +318,7 @@ func (s *Store) Close() error {
 	s.closed = true
 	s.mu.Unlock()
 	s.stopExpiry()
+	s.stopMaintenance()
 	err := s.closeLogs()
 	if err == nil {
 		if werr := writeFileAtomic(filepath.Join(s.opts.Dir, cleanMarker), []byte("clean\n"), 0o644); werr != nil {

@@ -196,6 +196,10 @@ func (l *Log) failLocked(err error) {
 // close stops the syncer, flushes, trims and fsyncs the active segment's indexes and closes
 // the files. Only the first call does anything.
 func (l *Log) close() error {
+	// A cleaner pass sees abort and gives up; retention passes are short. Either holds maintMu.
+	l.abort.Store(true)
+	l.maintMu.Lock()
+	defer l.maintMu.Unlock()
 	l.mu.Lock()
 	if l.closing {
 		l.mu.Unlock()

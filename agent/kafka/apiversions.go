@@ -43,8 +43,10 @@ var supportedAPIs = []apiRange{
 	{18, 0, 4}, // ApiVersions
 	{19, 2, 7}, // CreateTopics
 	{20, 0, 6}, // DeleteTopics
+	{21, 0, 2}, // DeleteRecords
 	{22, 0, 5}, // InitProducerId
 	{32, 0, 4}, // DescribeConfigs
+	{35, 0, 4}, // DescribeLogDirs
 	{37, 0, 3}, // CreatePartitions
 	{42, 0, 2}, // DeleteGroups
 	{44, 0, 1}, // IncrementalAlterConfigs

@@ -46,6 +46,8 @@ func errorCode(err error) int16 {
 		return kerr.InvalidPartitions.Code
 	case errors.Is(err, commitlog.ErrStorage):
 		return kerr.KafkaStorageError.Code
+	case errors.Is(err, commitlog.ErrInvalidRecord):
+		return kerr.InvalidRecord.Code
 	case errors.Is(err, commitlog.ErrOutOfOrderSequence):
 		return kerr.OutOfOrderSequenceNumber.Code
 	case errors.Is(err, commitlog.ErrInvalidProducerEpoch):

@@ -94,6 +94,7 @@ func seedFrames(t testing.TB) map[string][]byte {
 	initPID.ProducerID, initPID.ProducerEpoch = 1000, 3
 	seeds["initproducerid_v5"] = frameOf(initPID, 5, 17)
 	addGroupSeeds(seeds)
+	addLogSeeds(seeds)
 	full := frameOf(prod, 9, 13)
 	seeds["truncated_produce"] = full[:len(full)/2]
 	// Two requests back to back, as a pipelining client sends them.

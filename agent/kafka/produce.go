@@ -114,7 +114,12 @@ func (s *Server) appendPartition(topic *commitlog.Topic, topicCode int16, rp kms
 	res, err := l.Append(rp.Records)
 	if err != nil {
 		code := errorCode(err)
-		if code == kerr.UnknownServerError.Code || code == kerr.KafkaStorageError.Code {
+		if errors.Is(err, commitlog.ErrAppendRefused) {
+			// The disk guard: it logged the change of state once; say why to the client (v8+).
+			s.log.Debug("produce refused", "topic", l.Topic(), "partition", rp.Partition, "err", err)
+			msg := err.Error()
+			p.ErrorMessage = &msg
+		} else if code == kerr.UnknownServerError.Code || code == kerr.KafkaStorageError.Code {
 			s.log.Error("produce append failed", "topic", l.Topic(), "partition", rp.Partition, "err", err)
 		} else {
 			s.log.Debug("produce rejected", "topic", l.Topic(), "partition", rp.Partition, "err", err)

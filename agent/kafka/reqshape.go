@@ -128,12 +128,16 @@ var requestShapes = map[int16]*shape{
 	20: {fields: []field{ // DeleteTopics
 		fv(kStringArray, 0, 5), arrv(6, vMax, f(kString), f(kUUID)), f(kInt32),
 	}},
+	21: {fields: []field{ // DeleteRecords
+		arr(f(kString), arr(f(kInt32), f(kInt64))), f(kInt32), // topics (partition, offset), timeout
+	}},
 	22: {fields: []field{ // InitProducerId
 		f(kString), f(kInt32), fv(kInt64, 3, vMax), fv(kInt16, 3, vMax), // txn id, timeout, producer id, epoch
 	}},
 	32: {fields: []field{ // DescribeConfigs
 		arr(f(kInt8), f(kString), f(kStringArray)), fv(kInt8, 1, vMax), fv(kInt8, 3, vMax),
 	}},
+	35: {fields: []field{arr(f(kString), f(kInt32Array))}}, // DescribeLogDirs (null topics: all)
 	37: {fields: []field{ // CreatePartitions
 		arr(f(kString), f(kInt32), arr(f(kInt32Array))), f(kInt32), f(kInt8),
 	}},

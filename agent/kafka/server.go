@@ -195,10 +195,14 @@ func (s *Server) dispatch(c *conn, r *request) (*reply, error) {
 		return c.kmsgReply(r, s.handleCreateTopics(ctx, req)), nil
 	case *kmsg.DeleteTopicsRequest:
 		return c.kmsgReply(r, s.handleDeleteTopics(ctx, req)), nil
+	case *kmsg.DeleteRecordsRequest:
+		return c.kmsgReply(r, s.handleDeleteRecords(ctx, req)), nil
 	case *kmsg.CreatePartitionsRequest:
 		return c.kmsgReply(r, s.handleCreatePartitions(ctx, req)), nil
 	case *kmsg.DescribeConfigsRequest:
 		return c.kmsgReply(r, s.handleDescribeConfigs(ctx, req)), nil
+	case *kmsg.DescribeLogDirsRequest:
+		return c.kmsgReply(r, s.handleDescribeLogDirs(ctx, req)), nil
 	case *kmsg.IncrementalAlterConfigsRequest:
 		return c.kmsgReply(r, s.handleIncrementalAlterConfigs(ctx, req)), nil
 	case *kmsg.DescribeClusterRequest:

@@ -18,6 +18,8 @@ var agentFlags = []struct{ flag, key, help string }{
 	{"kafka-addr", "kafka_addr", "Kafka listener `host:port` (config key kafka_addr)"},
 	{"http-addr", "http_addr", "HTTP health/metrics `host:port` (config key http_addr)"},
 	{"advertised-addr", "advertised_addr", "`host:port` clients are told to connect to (config key advertised_addr)"},
+	{"disk-min-free-bytes", "disk.min_free_bytes", "refuse produce below this many free `bytes` on the data filesystem, 0 = no limit (config key disk.min_free_bytes)"},
+	{"disk-min-free-percent", "disk.min_free_percent", "refuse produce below this `percent` free on the data filesystem, 0 = no limit (config key disk.min_free_percent)"},
 }
 
 // runAgent implements "samsa agent": load the config, apply flags, serve until ctx is done.

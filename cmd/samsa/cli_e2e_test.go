@@ -20,6 +20,12 @@ import (
 // startAgent runs a real agent on loopback ports chosen by the OS and returns its Kafka address.
 func startAgent(t *testing.T) string {
 	t.Helper()
+	return startTestAgent(t).KafkaAddr()
+}
+
+// startTestAgent runs a real agent on loopback ports chosen by the OS until the test ends.
+func startTestAgent(t *testing.T) *agent.Agent {
+	t.Helper()
 	cfg := agent.DefaultConfig()
 	cfg.DataDir = t.TempDir()
 	cfg.KafkaAddr = "127.0.0.1:0"
@@ -39,7 +45,7 @@ func startAgent(t *testing.T) string {
 			t.Errorf("agent Shutdown: %v", err)
 		}
 	})
-	return a.KafkaAddr()
+	return a
 }
 
 // mustCLI runs a command that must succeed and returns its stdout.
@@ -170,8 +176,8 @@ func TestCLIEndToEnd(t *testing.T) {
 
 	out = mustCLI(t, "", "topic", "describe", topic, "--brokers", b)
 	for _, want := range [][]string{
-		{"Topic:", topic}, {"Partitions:", "3"}, {"PARTITION", "LEADER", "START", "END"},
-		{"0", "0", "0", "0"}, {"1", "0", "0", "0"}, {"2", "0", "0", "0"},
+		{"Topic:", topic}, {"Partitions:", "3"}, {"PARTITION", "LEADER", "START", "END", "RECORDS", "SIZE"},
+		{"0", "0", "0", "0", "0", "0", "B"}, {"1", "0", "0", "0", "0", "0", "B"}, {"2", "0", "0", "0", "0", "0", "B"},
 		{"CONFIG", "VALUE", "SOURCE"}, {"*", "retention.ms", "3600000", "topic"},
 	} {
 		if !hasRow(out, want...) {
@@ -183,7 +189,7 @@ func TestCLIEndToEnd(t *testing.T) {
 	mustCLI(t, "", "topic", "alter", topic, "--partitions", "4", "--brokers", b)
 	out = mustCLI(t, "", "topic", "describe", topic, "--brokers", b)
 	if !hasRow(out, "*", "segment.bytes", "1048576", "topic") || !hasRow(out, "Partitions:", "4") ||
-		!hasRow(out, "3", "0", "0", "0") {
+		!hasRow(out, "3", "0", "0", "0", "0", "0", "B") {
 		t.Errorf("describe after alter:\n%s", out)
 	}
 	for _, r := range rows(out) {
@@ -205,7 +211,7 @@ func TestCLIEndToEnd(t *testing.T) {
 	total := int64(0)
 	ends := map[int32]int64{}
 	for _, r := range rows(out) {
-		if len(r) == 4 && r[1] == "0" {
+		if len(r) == 7 && r[1] == "0" && r[2] == "0" {
 			p, err1 := strconv.Atoi(r[0])
 			end, err2 := strconv.ParseInt(r[3], 10, 64)
 			if err1 == nil && err2 == nil {

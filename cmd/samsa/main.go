@@ -2,7 +2,7 @@
 // administers one with Kafka clients: topics, producing from stdin and consuming to stdout.
 //
 //	samsa agent   [--config FILE] [--data-dir D] [--kafka-addr A] [--http-addr A] [--advertised-addr A]
-//	samsa topic   create|list|describe|alter|delete ...
+//	samsa topic   create|list|describe|alter|delete|delete-records ...
 //	samsa group   list|describe|reset-offsets|delete ...
 //	samsa produce --topic T ...
 //	samsa consume --topic T ...
@@ -89,9 +89,11 @@ Usage:
                                         run an agent until SIGINT/SIGTERM
   samsa topic create NAME [flags]       create a topic
   samsa topic list                      list topics and their partition counts
-  samsa topic describe NAME             show partitions, offsets and configs of a topic
+  samsa topic describe NAME             show partitions (offsets, records, size on disk) and configs
   samsa topic alter NAME [flags]        change topic configs or the partition count
   samsa topic delete NAME               delete a topic
+  samsa topic delete-records NAME --before OFFSET [--partition P]
+                                        delete the records below an offset (-1/hwm: all)
   samsa group list                      list consumer groups and their states
   samsa group describe GROUP            show members, committed offsets and lag
   samsa group reset-offsets GROUP [flags]

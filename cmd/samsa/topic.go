@@ -35,11 +35,13 @@ func runTopic(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return topicAlter(ctx, rest, stdout, stderr)
 	case "delete":
 		return topicDelete(ctx, rest, stdout, stderr)
+	case "delete-records":
+		return topicDeleteRecords(ctx, rest, stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		printTopicUsage(stdout)
 		return nil
 	default:
-		return usagef("topic", "unknown sub-command %q (want create, list, describe, alter or delete)", sub)
+		return usagef("topic", "unknown sub-command %q (want create, list, describe, alter, delete or delete-records)", sub)
 	}
 }
 
@@ -50,6 +52,7 @@ func printTopicUsage(w io.Writer) {
   samsa topic describe NAME
   samsa topic alter NAME [--set k=v]... [--delete k]... [--partitions N]
   samsa topic delete NAME [--if-exists]
+  samsa topic delete-records NAME [--partition P] --before OFFSET|-1|hwm
 
 All take --brokers host:port,... (default $SAMSA_BROKERS, else 127.0.0.1:9092) and --timeout.
 Run 'samsa topic SUBCOMMAND -h' for details.
@@ -182,7 +185,9 @@ func topicList(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 func topicDescribe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("topic describe", "topic describe NAME [flags]",
-		"Shows a topic's partitions (leader, start and end offsets) and configs.\n"+
+		"Shows a topic's partitions and configs. Per partition: its leader, start offset (the first record\n"+
+			"still stored), end offset (the high watermark), records (end - start: an upper bound, since\n"+
+			"compaction leaves gaps) and the size of its segment files on the leader's disk.\n"+
 			"Configs marked * are not built-in defaults (set on the topic or by the broker).", stderr)
 	var cf clientFlags
 	cf.register(fs, timeoutHelp)
@@ -215,6 +220,13 @@ func topicDescribe(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return fmt.Errorf("describe topic %q: end offsets: %w", name, err)
 	}
+	var set kadm.TopicsSet
+	set.Add(name, td.Partitions.Numbers()...)
+	dirs, err := s.adm.DescribeAllLogDirs(s.ctx, set)
+	if err != nil {
+		// Sizes are extra information: show the rest.
+		fmt.Fprintf(stderr, "samsa: describe topic %q: sizes on disk: %v\n", name, err)
+	}
 	configs, err := s.adm.DescribeTopicConfigs(s.ctx, name)
 	if err != nil {
 		return fmt.Errorf("describe topic %q: configs: %w", name, err)
@@ -229,7 +241,7 @@ func topicDescribe(ctx context.Context, args []string, stdout, stderr io.Writer)
 
 	fmt.Fprintf(stdout, "Topic: %s\nPartitions: %d\n\n", name, len(td.Partitions))
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PARTITION\tLEADER\tSTART\tEND")
+	fmt.Fprintln(tw, "PARTITION\tLEADER\tSTART\tEND\tRECORDS\tSIZE")
 	for _, p := range td.Partitions.Sorted() {
 		leader := strconv.Itoa(int(p.Leader))
 		if p.Leader < 0 {
@@ -238,8 +250,9 @@ func topicDescribe(ctx context.Context, args []string, stdout, stderr io.Writer)
 		if p.Err != nil {
 			leader += " (" + p.Err.Error() + ")"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", p.Partition, leader,
-			offsetText(starts, name, p.Partition), offsetText(ends, name, p.Partition))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", p.Partition, leader,
+			offsetText(starts, name, p.Partition), offsetText(ends, name, p.Partition),
+			recordsText(starts, ends, name, p.Partition), logDirSize(dirs, p.Leader, name, p.Partition))
 	}
 	fmt.Fprintln(tw)
 	fmt.Fprintln(tw, " \tCONFIG\tVALUE\tSOURCE")
@@ -269,6 +282,16 @@ func offsetText(l kadm.ListedOffsets, topic string, p int32) string {
 		return "error: " + o.Err.Error()
 	}
 	return strconv.FormatInt(o.Offset, 10)
+}
+
+// recordsText is end - start of a partition, or "?" when either offset is missing.
+func recordsText(starts, ends kadm.ListedOffsets, topic string, p int32) string {
+	s, ok1 := starts.Lookup(topic, p)
+	e, ok2 := ends.Lookup(topic, p)
+	if !ok1 || !ok2 || s.Err != nil || e.Err != nil {
+		return "?"
+	}
+	return strconv.FormatInt(e.Offset-s.Offset, 10)
 }
 
 // sourceName is a short name for where a config value comes from.

@@ -38,9 +38,10 @@
 // Readers that need the records themselves (compaction, the MQTT bridge, the
 // cloud query engine) use [Records], which decompresses into pooled buffers
 // and hands out records that alias those buffers for the duration of a
-// callback. [Builder] writes new batches; [Compress] and [Decompress] expose
-// the codecs, with pooled gzip and lz4 state and one shared zstd encoder and
-// decoder.
+// callback. [Filter] rewrites a batch keeping only some of its records, for
+// log compaction. [Builder] writes new batches; [Compress] and [Decompress]
+// expose the codecs, with pooled gzip and lz4 state and one shared zstd
+// encoder and decoder.
 //
 // # Limits
 //
@@ -50,9 +51,11 @@
 // [ErrEmpty]). Decompression never produces more than [MaxDecompressedSize]
 // bytes, so a small malicious batch cannot exhaust a gateway's memory.
 //
-// Validate accepts the offset gaps a compacted batch has (record offset
-// deltas strictly increasing, the last one equal to lastOffsetDelta). A
-// produce handler that wants Kafka's stricter rule for fresh batches (deltas
-// exactly 0..n-1) checks h.LastOffsetDelta == h.NumRecords-1 on the header
-// Validate returns.
+// Validate accepts the batches compaction leaves behind: offset gaps (record
+// offset deltas strictly increasing, none above lastOffsetDelta, the last one
+// possibly below it when the tail was dropped) and empty batches (no records,
+// an empty records area, any codec), which [Filter] writes. A produce
+// handler that wants Kafka's stricter rule for fresh batches (deltas exactly
+// 0..n-1) checks h.LastOffsetDelta == h.NumRecords-1 on the header Validate
+// returns.
 package batch

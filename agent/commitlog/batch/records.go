@@ -131,10 +131,12 @@ func parseRecord(p []byte, r *Record, keepHeaders bool) ([]byte, error) {
 }
 
 // recordWalker walks the (uncompressed) records area of the batch with
-// header h, checking that there are exactly h.NumRecords records, that offset
-// deltas strictly increase from >= 0 and that the last one equals
-// h.LastOffsetDelta. It never retains the Record it fills, so a caller's
-// stack Record stays on the stack.
+// header h, checking that there are exactly h.NumRecords records and that
+// offset deltas strictly increase from >= 0 and never exceed
+// h.LastOffsetDelta. The last delta may be below h.LastOffsetDelta: a
+// compacted batch keeps its lastOffsetDelta when its tail records are
+// dropped. It never retains the Record it fills, so a caller's stack Record
+// stays on the stack.
 type recordWalker struct {
 	h     Header // a copy: a pointer would force the caller's header to the heap
 	data  []byte
@@ -157,6 +159,10 @@ func (w *recordWalker) next(r *Record, keepHeaders bool) (bool, error) {
 	if int64(r.OffsetDelta) <= w.prev {
 		return false, corruptf("record %d: offset delta %d not above previous %d", w.count, r.OffsetDelta, w.prev)
 	}
+	if r.OffsetDelta > w.h.LastOffsetDelta {
+		return false, corruptf("record %d: offset delta %d above the header's last offset delta %d",
+			w.count, r.OffsetDelta, w.h.LastOffsetDelta)
+	}
 	w.prev = int64(r.OffsetDelta)
 	w.count++
 	return true, nil
@@ -167,10 +173,17 @@ func (w *recordWalker) finish() error {
 	if w.count != w.h.NumRecords {
 		return corruptf("found %d records, header says %d", w.count, w.h.NumRecords)
 	}
-	if w.count > 0 && w.prev != int64(w.h.LastOffsetDelta) {
-		return corruptf("last offset delta %d, header says %d", w.prev, w.h.LastOffsetDelta)
-	}
 	return nil
+}
+
+// setAbsolute fills r.Offset and r.Timestamp from its deltas and the header h.
+func setAbsolute(h *Header, r *Record) {
+	r.Offset = h.BaseOffset + int64(r.OffsetDelta)
+	if h.LogAppendTime() {
+		r.Timestamp = h.MaxTimestamp
+	} else {
+		r.Timestamp = h.FirstTimestamp + r.TimestampDelta
+	}
 }
 
 // checkRecords walks data like Records does, without handing records out.
@@ -200,12 +213,7 @@ func walkRecords(h *Header, data []byte, r *Record, fn func(*Record) error) erro
 		if !ok {
 			return w.finish()
 		}
-		r.Offset = h.BaseOffset + int64(r.OffsetDelta)
-		if h.LogAppendTime() {
-			r.Timestamp = h.MaxTimestamp
-		} else {
-			r.Timestamp = h.FirstTimestamp + r.TimestampDelta
-		}
+		setAbsolute(h, r)
 		if fn != nil {
 			if err := fn(r); err != nil {
 				return callbackError{err}
@@ -243,7 +251,9 @@ var recordsPool = sync.Pool{New: func() any { return new(recordsState) }}
 //
 // b must start with one complete batch; bytes after it are ignored. Records
 // checks the framing, the record count and the offset deltas like Validate,
-// but not the CRC: call Validate first on untrusted bytes.
+// but not the CRC: call Validate first on untrusted bytes. An empty batch
+// (no records and an empty records area, as Filter writes when it keeps
+// nothing) yields no calls for any codec; nothing is decompressed.
 func Records(b []byte, fn func(r *Record) error) error {
 	h, err := ParseHeader(b)
 	if err != nil {
@@ -265,9 +275,13 @@ func Records(b []byte, fn func(r *Record) error) error {
 		}
 		recordsPool.Put(st)
 	}()
-	if c := h.Codec(); c != CodecNone {
+	if c := h.Codec(); c != CodecNone && len(data) > 0 {
 		if h.NumRecords == 0 {
-			return nil // nothing to decode; an empty compressed blob need not be well-formed
+			if !h.Control() {
+				return fmt.Errorf("records at offset %d: no records but a records area of %d bytes: %w",
+					h.BaseOffset, len(data), ErrCorrupt)
+			}
+			return nil // nothing to decode; a control batch's empty compressed blob need not be well-formed
 		}
 		st.buf, err = Decompress(c, data, st.buf[:0])
 		if err != nil {

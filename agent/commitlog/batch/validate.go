@@ -7,17 +7,35 @@ import (
 
 // Validate checks that b is exactly one complete v2 batch and returns its
 // header. It checks: magic 2; the length field against len(b); the CRC-32C
-// over attributes..end; a known codec; NumRecords >= 0, and > 0 unless the
-// batch is a control batch; LastOffsetDelta >= max(NumRecords-1, 0). For an
-// uncompressed batch it also walks every record: the framing (varint
-// lengths) must stay inside the record and the batch, there must be exactly
-// NumRecords records with strictly increasing offset deltas, the last equal
-// to LastOffsetDelta, and no bytes after them. Compressed batches are not
+// over attributes..end; a known codec; NumRecords >= 0;
+// LastOffsetDelta >= max(NumRecords-1, 0). A batch with no records must be
+// a control batch or have an empty records area (the empty batch Filter
+// writes when it keeps nothing, valid for every codec). For an uncompressed
+// batch it also walks every record: the framing (varint lengths) must stay
+// inside the record and the batch, there must be exactly NumRecords records
+// with strictly increasing offset deltas from >= 0, none above
+// LastOffsetDelta, and no bytes after them. Compressed batches are not
 // decompressed. Validate neither allocates nor copies.
 //
-// Offset gaps (a compacted batch) are accepted; see the package doc for the
-// stricter produce rule.
+// Offset gaps (a compacted batch) are accepted, including a last offset
+// delta below LastOffsetDelta (compaction dropped the tail); see the package
+// doc for the stricter produce rule.
 func Validate(b []byte) (Header, error) {
+	h, err := validateFrame(b)
+	if err != nil {
+		return Header{}, err
+	}
+	if h.Codec() == CodecNone {
+		if err := checkRecords(&h, b[HeaderSize:]); err != nil {
+			return Header{}, fmt.Errorf("validate batch at offset %d: %w", h.BaseOffset, err)
+		}
+	}
+	return h, nil
+}
+
+// validateFrame is Validate without the walk over an uncompressed batch's
+// records, for callers that walk them anyway.
+func validateFrame(b []byte) (Header, error) {
 	h, err := ParseHeader(b)
 	if err != nil {
 		return Header{}, fmt.Errorf("validate: %w", err)
@@ -37,11 +55,6 @@ func Validate(b []byte) (Header, error) {
 	if err := checkHeaderFields(&h); err != nil {
 		return Header{}, fmt.Errorf("validate batch at offset %d: %w", h.BaseOffset, err)
 	}
-	if h.Codec() == CodecNone {
-		if err := checkRecords(&h, b[HeaderSize:]); err != nil {
-			return Header{}, fmt.Errorf("validate batch at offset %d: %w", h.BaseOffset, err)
-		}
-	}
 	return h, nil
 }
 
@@ -53,8 +66,8 @@ func checkHeaderFields(h *Header) error {
 	if h.NumRecords < 0 {
 		return corruptf("negative record count %d", h.NumRecords)
 	}
-	if h.NumRecords == 0 && !h.Control() {
-		return corruptf("no records in a non-control batch")
+	if h.NumRecords == 0 && !h.Control() && h.Length != minLength {
+		return corruptf("no records in a non-control batch with a records area of %d bytes", int64(h.Length)-minLength)
 	}
 	if h.LastOffsetDelta < 0 || int64(h.LastOffsetDelta) < int64(h.NumRecords)-1 {
 		return corruptf("last offset delta %d with %d records", h.LastOffsetDelta, h.NumRecords)

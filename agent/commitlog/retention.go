@@ -1,0 +1,268 @@
+package commitlog
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// logStartName is the partition file that keeps a log start offset moved by DeleteRecords
+// (or by retention) across restarts: Kafka's log-start-offset-checkpoint, one per partition.
+const logStartName = "log-start-offset"
+
+// deletes reports whether cleanup.policy includes delete.
+func (c *TopicConfig) deletes() bool { return strings.Contains(c.CleanupPolicy, "delete") }
+
+// compacts reports whether cleanup.policy includes compact.
+func (c *TopicConfig) compacts() bool { return strings.Contains(c.CleanupPolicy, "compact") }
+
+// DeleteRecordsBefore moves the log start offset up to offset (Kafka's DeleteRecords): records
+// below it are no longer served, and segments wholly below it are deleted by the next
+// retention pass. offset -1 means the high watermark. It returns the log start offset after
+// the call (Kafka's low watermark); an offset above the high watermark is ErrOffsetOutOfRange.
+// The new start is on disk before the call returns.
+func (l *Log) DeleteRecordsBefore(offset int64) (int64, error) {
+	l.startMu.Lock()
+	defer l.startMu.Unlock()
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return -1, fmt.Errorf("delete records of %s-%d: %w", l.topic, l.partition, ErrClosed)
+	}
+	if offset == -1 {
+		offset = l.hw
+	}
+	if offset < 0 || offset > l.hw {
+		start, hw := l.logStart, l.hw
+		l.mu.Unlock()
+		return -1, fmt.Errorf("delete records of %s-%d before %d (log %d..%d, high watermark %d): %w", l.topic, l.partition, offset, start, l.leo, hw, ErrOffsetOutOfRange)
+	}
+	if offset <= l.logStart {
+		start := l.logStart
+		l.mu.Unlock()
+		return start, nil
+	}
+	l.mu.Unlock()
+	// On disk first: a start that readers saw must not move back after a restart.
+	if err := l.saveLogStartLocked(offset); err != nil {
+		return -1, err
+	}
+	l.mu.Lock()
+	l.logStart = max(l.logStart, offset)
+	l.mu.Unlock()
+	l.store.metrics.recordsDeletedByRequest.Add(1)
+	l.log.Info("log start moved by request", "log_start_offset", offset)
+	l.store.kickJanitor()
+	return offset, nil
+}
+
+// saveLogStartLocked persists a log start offset. Caller holds startMu, which orders the
+// writes.
+func (l *Log) saveLogStartLocked(start int64) error {
+	path := filepath.Join(l.dir, logStartName)
+	if err := writeFileAtomic(path, []byte(strconv.FormatInt(start, 10)+"\n"), 0o644); err != nil {
+		return fmt.Errorf("save log start offset of %s-%d: %w: %v", l.topic, l.partition, ErrStorage, err)
+	}
+	return nil
+}
+
+// loadLogStart restores a log start offset saved inside the first segment (or past segments a
+// crash kept from being deleted). A saved start past the log end (recovery cut below it) is
+// clamped to the log end. Called by openLog before the log is shared.
+func (l *Log) loadLogStart() {
+	path := filepath.Join(l.dir, logStartName)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return
+	}
+	n, perr := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
+	if err != nil || perr != nil || n < 0 {
+		l.log.Warn("log start offset file unreadable; starting at the first segment", "file", path, "err", errors.Join(err, perr))
+		return
+	}
+	if n > l.leo {
+		l.log.Warn("saved log start offset is past the log end; clamping", "file", path, "saved", n, "log_end", l.leo)
+		n = l.leo
+	}
+	if n > l.logStart {
+		l.logStart = n
+	}
+}
+
+// applyRetention deletes the oldest closed segments that retention.ms, retention.bytes or the
+// log start offset (DeleteRecords) have made deletable, never data at or above the high
+// watermark. Time retention also rolls an expired active segment so it can go. A pass that
+// finds the cleaner (or another pass) working on the log skips it unless wait is set; the
+// next tick retries.
+func (l *Log) applyRetention(now time.Time, wait bool) {
+	if wait {
+		l.maintMu.Lock()
+	} else if !l.maintMu.TryLock() {
+		return
+	}
+	defer l.maintMu.Unlock()
+	l.startMu.Lock()
+	defer l.startMu.Unlock()
+	cfg := l.config()
+	l.mu.Lock()
+	if l.closed || l.closing {
+		l.mu.Unlock()
+		return
+	}
+	gone, reason := l.retainLocked(cfg, now)
+	if len(gone) == 0 {
+		l.mu.Unlock()
+		return
+	}
+	l.segments = l.segments[len(gone):]
+	if b := l.segments[0].base; b > l.logStart {
+		l.logStart = b
+	}
+	for _, s := range gone {
+		if s == l.hwSeg { // the high watermark was at its end: the next segment's start
+			l.hwSeg, l.hwPos = l.segments[0], 0
+		}
+	}
+	l.mu.Unlock()
+	if err := l.saveLogStartLocked(l.LogStartOffset()); err != nil {
+		l.log.Warn("retention could not save the log start offset; a restart may show deleted offsets as missing files", "err", err)
+	}
+	var bytes int64
+	for _, s := range gone {
+		bytes += s.size
+		if err := removeSegmentFiles(l.dir, s.base); err != nil {
+			l.log.Warn("remove expired segment", "file", s.path, "err", err)
+		}
+		s.release() // readers still holding it keep the open files
+	}
+	m := &l.store.metrics
+	m.retentionSegments.Add(int64(len(gone)))
+	m.retentionBytes.Add(bytes)
+	l.log.Info("retention deleted segments", "reason", reason, "segments", len(gone), "bytes", bytes,
+		"log_start_offset", l.LogStartOffset())
+}
+
+// retainLocked picks the prefix of segments to delete and says why. Caller holds mu.
+func (l *Log) retainLocked(cfg *TopicConfig, now time.Time) ([]*segment, string) {
+	cutoff := int64(-1) << 62
+	if cfg.deletes() && cfg.RetentionMs >= 0 {
+		cutoff = now.UnixMilli() - cfg.RetentionMs
+	}
+	excess := int64(-1)
+	if cfg.deletes() && cfg.RetentionBytes >= 0 {
+		var total int64
+		for _, s := range l.segments {
+			total += s.size
+		}
+		excess = total - cfg.RetentionBytes
+	}
+	segs := l.segments
+	n, reason := 0, ""
+	for ; n < len(segs); n++ {
+		s := segs[n]
+		if s.next > l.hw || s.size == 0 {
+			break // never unreplicated (or, here, undurable) data; never an empty segment
+		}
+		why := ""
+		switch {
+		case s.next <= l.logStart:
+			why = "log start offset"
+		case s.maxTs >= 0 && s.maxTs < cutoff:
+			why = "retention.ms"
+		case excess >= 0 && excess-s.size >= 0:
+			why = "retention.bytes"
+		}
+		if why == "" {
+			break
+		}
+		if excess >= 0 {
+			excess -= s.size
+		}
+		if reason == "" {
+			reason = why
+		}
+		if n == len(segs)-1 {
+			// The active segment goes only by time (or start offset), as in Kafka: roll first so
+			// the log keeps an active segment.
+			if why == "retention.bytes" || !l.rollForRetentionLocked(cfg) {
+				break
+			}
+			segs = l.segments
+		}
+	}
+	return segs[:n], reason
+}
+
+// rollForRetentionLocked rolls the active segment so that retention can delete it. Caller holds
+// mu; the active segment lies wholly below the high watermark.
+func (l *Log) rollForRetentionLocked(cfg *TopicConfig) bool {
+	if l.failed != nil {
+		return false
+	}
+	if err := l.rollLocked(cfg); err != nil {
+		l.log.Warn("roll for retention", "err", err)
+		return false
+	}
+	a := l.active()
+	if l.hw == l.leo {
+		l.hwSeg, l.hwPos = a, 0
+	}
+	return true
+}
+
+// janitor runs retention on every partition every RetentionCheckInterval, and at once when
+// kicked (DeleteRecords).
+func (s *Store) janitor() {
+	defer close(s.janitorDone)
+	t := time.NewTicker(s.opts.RetentionCheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.janitorStop:
+			return
+		case <-t.C:
+		case <-s.janitorKick:
+		}
+		now := s.opts.Now()
+		for _, l := range s.allLogs() {
+			select {
+			case <-s.janitorStop:
+				return
+			default:
+			}
+			l.applyRetention(now, false)
+		}
+	}
+}
+
+// kickJanitor asks for a retention pass now.
+func (s *Store) kickJanitor() {
+	select {
+	case s.janitorKick <- struct{}{}:
+	default:
+	}
+}
+
+// RunRetention runs one retention pass over every partition now, waiting for passes in
+// progress (tests, admin tools).
+func (s *Store) RunRetention() {
+	now := s.opts.Now()
+	for _, l := range s.allLogs() {
+		l.applyRetention(now, true)
+	}
+}
+
+// allLogs lists every partition log.
+func (s *Store) allLogs() []*Log {
+	var out []*Log
+	for _, t := range s.Topics() {
+		t.mu.RLock()
+		out = append(out, t.parts...)
+		t.mu.RUnlock()
+	}
+	return out
+}
