@@ -63,6 +63,16 @@ type ReadResult struct {
 	release        func()
 }
 
+// RangesResult makes a ReadResult from file ranges read elsewhere (object storage through a
+// local cache); release runs once on Release.
+func RangesResult(ranges []FileRange, release func()) ReadResult {
+	r := ReadResult{Ranges: ranges, release: release}
+	for _, fr := range ranges {
+		r.Bytes += fr.Len
+	}
+	return r
+}
+
 // Release lets the segment files go (they stay open while a read holds them).
 func (r *ReadResult) Release() {
 	if r.release != nil {

@@ -42,6 +42,8 @@ type Log struct {
 	cleanCkLoaded bool
 	abort         atomic.Bool // the log is closing: a cleaner pass gives up
 	uncleanable   atomic.Bool // the cleaner found corrupt data: skipped until a restart
+	// tieredEnd: offsets below it are in object storage (tiered.go); -1 until known.
+	tieredEnd atomic.Int64
 	// gapsBelow: segments with a base below it may have offset gaps (compacted). Read at open,
 	// raised by the cleaner (under maintMu and mu) before it commits a rewrite.
 	gapsBelow int64
@@ -87,6 +89,7 @@ func openLog(store *Store, topic string, partition int32, dir string, cfg *Topic
 		hwCh: make(chan struct{}), cfgCh: make(chan struct{}, 1), syncCh: make(chan struct{}, 1),
 		stop: make(chan struct{}), done: make(chan struct{})}
 	l.cfg.Store(cfg)
+	l.tieredEnd.Store(-1)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create partition dir %s: %w", dir, err)
 	}

@@ -147,19 +147,40 @@ func (l *Log) applyRetention(now time.Time, wait bool) {
 }
 
 // retainLocked picks the prefix of segments to delete and says why. Caller holds mu.
+//
+// For a remote.storage.enable topic, local.retention.ms/bytes (and, under disk pressure, any
+// amount) delete only local copies already in object storage (below TieredEnd); retention.ms
+// still deletes expired data whether uploaded or not, and retention.bytes is applied by the
+// tiering side to the whole log.
 func (l *Log) retainLocked(cfg *TopicConfig, now time.Time) ([]*segment, string) {
-	cutoff := int64(-1) << 62
-	if cfg.deletes() && cfg.RetentionMs >= 0 {
-		cutoff = now.UnixMilli() - cfg.RetentionMs
+	const never = int64(-1) << 62
+	nowMs := now.UnixMilli()
+	var total int64
+	for _, s := range l.segments {
+		total += s.size
 	}
-	excess := int64(-1)
-	if cfg.deletes() && cfg.RetentionBytes >= 0 {
-		var total int64
-		for _, s := range l.segments {
-			total += s.size
+	cutoff, excess := never, int64(-1)
+	localCutoff, localExcess := never, int64(-1)
+	tiered, pressure := cfg.RemoteStorageEnable, false
+	if cfg.deletes() {
+		if cfg.RetentionMs >= 0 {
+			cutoff = nowMs - cfg.RetentionMs
 		}
-		excess = total - cfg.RetentionBytes
+		if cfg.RetentionBytes >= 0 && !tiered {
+			excess = total - cfg.RetentionBytes
+		}
+		if tiered {
+			ms, bytes := cfg.localRetention()
+			if ms >= 0 {
+				localCutoff = nowMs - ms
+			}
+			if bytes >= 0 {
+				localExcess = total - bytes
+			}
+			pressure = l.store.opts.UnderPressure != nil && l.store.opts.UnderPressure()
+		}
 	}
+	uploaded := l.tieredEnd.Load()
 	segs := l.segments
 	n, reason := 0, ""
 	for ; n < len(segs); n++ {
@@ -167,6 +188,7 @@ func (l *Log) retainLocked(cfg *TopicConfig, now time.Time) ([]*segment, string)
 		if s.next > l.hw || s.size == 0 {
 			break // never unreplicated (or, here, undurable) data; never an empty segment
 		}
+		last := n == len(segs)-1
 		why := ""
 		switch {
 		case s.next <= l.logStart:
@@ -175,17 +197,22 @@ func (l *Log) retainLocked(cfg *TopicConfig, now time.Time) ([]*segment, string)
 			why = "retention.ms"
 		case excess >= 0 && excess-s.size >= 0:
 			why = "retention.bytes"
+		case !last && s.next <= uploaded && pressure:
+			why = "disk guard (uploaded)"
+		case !last && s.next <= uploaded && s.maxTs >= 0 && s.maxTs < localCutoff:
+			why = "local.retention.ms (uploaded)"
+		case !last && s.next <= uploaded && localExcess >= 0 && localExcess-s.size >= 0:
+			why = "local.retention.bytes (uploaded)"
 		}
 		if why == "" {
 			break
 		}
-		if excess >= 0 {
-			excess -= s.size
-		}
+		excess -= s.size
+		localExcess -= s.size
 		if reason == "" {
 			reason = why
 		}
-		if n == len(segs)-1 {
+		if last {
 			// The active segment goes only by time (or start offset), as in Kafka: roll first so
 			// the log keeps an active segment.
 			if why == "retention.bytes" || !l.rollForRetentionLocked(cfg) {
@@ -238,6 +265,9 @@ func (s *Store) janitor() {
 		}
 	}
 }
+
+// KickRetention asks for a retention pass now (the disk guard, when space runs low).
+func (s *Store) KickRetention() { s.kickJanitor() }
 
 // kickJanitor asks for a retention pass now.
 func (s *Store) kickJanitor() {

@@ -66,6 +66,9 @@ type Options struct {
 	// AppendGate, when set, is asked before every append; a non-nil error refuses the append
 	// with ErrStorage wrapping it (the disk guard). Retention and compaction are not gated.
 	AppendGate func() error
+	// UnderPressure, when set, reports that disk space is short (the disk guard refuses
+	// appends): retention then also deletes local copies of segments already in object storage.
+	UnderPressure func() bool
 	// RetentionCheckInterval is how often retention (retention.ms, retention.bytes) runs:
 	// Kafka's log.retention.check.interval.ms. Default 30s.
 	RetentionCheckInterval time.Duration

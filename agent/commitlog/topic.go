@@ -199,6 +199,9 @@ func (s *Store) CreateTopic(name string, partitions int32, configs map[string]st
 		overrides[k] = v
 	}
 	cfg := buildTopicConfig(s.opts.TopicDefaults, overrides)
+	if err := cfg.check(); err != nil {
+		return nil, fmt.Errorf("topic %q: %w", name, err)
+	}
 	t := &Topic{store: s, name: name, dir: filepath.Join(s.opts.Dir, topicsDir, name), overrides: overrides, cfg: &cfg,
 		createdMs: s.opts.Now().UnixMilli()}
 	rand.Read(t.id[:])
@@ -327,6 +330,9 @@ func (s *Store) AlterTopicConfig(name string, ops []ConfigOp, validateOnly bool)
 	next, err := applyConfigOps(t.overrides, ops)
 	if err != nil {
 		return fmt.Errorf("topic %q: %w", name, err)
+	}
+	if cfg := buildTopicConfig(s.opts.TopicDefaults, next); cfg.check() != nil {
+		return fmt.Errorf("topic %q: %w", name, cfg.check())
 	}
 	if validateOnly {
 		return nil

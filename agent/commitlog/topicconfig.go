@@ -177,6 +177,27 @@ func ValidateTopicConfigs(m map[string]string) error {
 	return nil
 }
 
+// check refuses combinations of keys that are valid alone: remote storage of a compacted topic
+// (Kafka refuses it too: a compacted segment would not match its uploaded copy).
+func (c *TopicConfig) check() error {
+	if c.RemoteStorageEnable && c.compacts() {
+		return fmt.Errorf("%w: remote.storage.enable=true with cleanup.policy=%s: compacted topics cannot be tiered", ErrInvalidConfig, c.CleanupPolicy)
+	}
+	return nil
+}
+
+// localRetention resolves local.retention.ms/bytes (-2: the same as retention.*).
+func (c *TopicConfig) localRetention() (ms, bytes int64) {
+	ms, bytes = c.LocalRetentionMs, c.LocalRetentionBytes
+	if ms == -2 {
+		ms = c.RetentionMs
+	}
+	if bytes == -2 {
+		bytes = c.RetentionBytes
+	}
+	return ms, bytes
+}
+
 // buildTopicConfig layers defaults, agent-level topic defaults and topic overrides.
 func buildTopicConfig(agentDefaults, overrides map[string]string) TopicConfig {
 	var c TopicConfig

@@ -29,7 +29,7 @@ type apiRange struct {
 var supportedAPIs = []apiRange{
 	{0, 3, 11}, // Produce
 	{1, 4, 16}, // Fetch
-	{2, 1, 8},  // ListOffsets
+	{2, 1, 9},  // ListOffsets
 	{3, 0, 12}, // Metadata
 	{8, 2, 9},  // OffsetCommit
 	{9, 1, 9},  // OffsetFetch

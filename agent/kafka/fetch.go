@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -143,9 +144,18 @@ func (s *Server) readFetch(plan *fetchPlan) (res []fetchTopicResult, total int64
 	return res, total, failed
 }
 
-// readPartition reads one partition into pr.
+// readPartition reads one partition into pr: from the local log, or from object storage for
+// an offset of a tiered topic below the local log start.
 func (s *Server) readPartition(pp *fetchPlanPart, pr *fetchPartResult, limit int64, minOne bool) {
 	rr, err := pp.log.Read(pp.offset, max(limit, 0), minOne, commitlog.ReadToHighWatermark)
+	if remote := s.opts.Remote; remote != nil && errors.Is(err, commitlog.ErrOffsetOutOfRange) && pp.offset < rr.LogStartOffset {
+		rr, err = s.readRemote(remote, pp, rr, max(limit, 0), minOne)
+	}
+	if remote := s.opts.Remote; remote != nil && err == nil {
+		if rs := remote.RemoteStart(pp.log.Topic(), pp.partition); rs >= 0 && rs < rr.LogStartOffset {
+			rr.LogStartOffset = rs // the partition starts in object storage
+		}
+	}
 	if err != nil {
 		pr.errCode = errorCode(err)
 		if !errors.Is(err, commitlog.ErrOffsetOutOfRange) {
@@ -159,6 +169,31 @@ func (s *Server) readPartition(pp *fetchPlanPart, pr *fetchPartResult, limit int
 	pr.lso = rr.HighWatermark
 	pr.logStart = rr.LogStartOffset
 }
+
+// readRemote serves a read below the local log start from object storage. Offsets between
+// the end of object storage and the local start (segments expired before they were uploaded)
+// are answered with what follows them, as a compacted log's gaps are.
+func (s *Server) readRemote(remote RemoteLog, pp *fetchPlanPart, local commitlog.ReadResult, limit int64, minOne bool) (commitlog.ReadResult, error) {
+	topic := pp.log.Topic()
+	rs := remote.RemoteStart(topic, pp.partition)
+	if rs < 0 || pp.offset < rs {
+		return local, fmt.Errorf("fetch %s-%d at %d (earliest %d): %w", topic, pp.partition, pp.offset, min(max(rs, 0), local.LogStartOffset), commitlog.ErrOffsetOutOfRange)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), remoteReadTimeout)
+	defer cancel()
+	rr, err := remote.Read(ctx, topic, pp.partition, pp.offset, limit, minOne)
+	if err != nil {
+		return local, err
+	}
+	if rr.Bytes == 0 { // nothing remote at or after the offset: the local log's start follows
+		return pp.log.Read(local.LogStartOffset, limit, minOne, commitlog.ReadToHighWatermark)
+	}
+	rr.HighWatermark, rr.LogStartOffset, rr.LogEndOffset = local.HighWatermark, rs, local.LogEndOffset
+	return rr, nil
+}
+
+// remoteReadTimeout bounds one read from object storage.
+const remoteReadTimeout = 30 * time.Second
 
 // longPoll waits for appends until min_bytes are available, max_wait_ms has
 // passed or the server drains, then completes rep.

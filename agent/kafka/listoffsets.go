@@ -19,13 +19,16 @@ import (
 //	v5     same as v4
 //	v6     flexible
 //	v7     timestamp -3: offset of the max timestamp (KIP-734)
-//	v8     timestamp -4: earliest local offset (KIP-405; everything is local for now)
+//	v8     timestamp -4: earliest local offset (KIP-405)
+//	v9     timestamp -5: latest tiered offset (KIP-1005)
 //
-// Special timestamps: -2 earliest (log start), -1 latest (the high
-// watermark, which is also the last stable offset: no transactions), -3 the
-// record with the largest timestamp, -4 earliest local. Any other timestamp
-// finds the first offset whose timestamp is at or after it; when there is
-// none the answer is offset -1, timestamp -1.
+// Special timestamps: -2 earliest (the log start, in object storage for a
+// tiered topic), -1 latest (the high watermark, which is also the last stable
+// offset: no transactions), -3 the record with the largest timestamp, -4
+// earliest local, -5 the last offset in object storage (-1 when none). Any
+// other timestamp finds the first offset whose timestamp is at or after it,
+// looking in object storage first; when there is none the answer is offset
+// -1, timestamp -1.
 
 // Special ListOffsets timestamps.
 const (
@@ -33,6 +36,7 @@ const (
 	listEarliest      = -2
 	listMaxTimestamp  = -3
 	listEarliestLocal = -4
+	listLatestTiered  = -5
 )
 
 // handleListOffsets answers a ListOffsets request.
@@ -64,9 +68,21 @@ func (s *Server) listOffset(l *commitlog.Log, ts int64, version int16, p *kmsg.L
 		return
 	}
 	p.LeaderEpoch = 0
+	remote := s.opts.Remote
 	switch {
-	case ts == listEarliest, ts == listEarliestLocal && version >= 8:
+	case ts == listEarliest:
 		p.Offset = l.LogStartOffset()
+		if remote != nil {
+			if rs := remote.RemoteStart(l.Topic(), l.Partition()); rs >= 0 && rs < p.Offset {
+				p.Offset = rs
+			}
+		}
+	case ts == listEarliestLocal && version >= 8:
+		p.Offset = l.LogStartOffset()
+	case ts == listLatestTiered && version >= 9:
+		if remote != nil {
+			p.Offset = remote.RemoteLastOffset(l.Topic(), l.Partition())
+		}
 	case ts == listLatest:
 		p.Offset = l.HighWatermark()
 	case ts == listMaxTimestamp && version >= 7:
@@ -75,6 +91,9 @@ func (s *Server) listOffset(l *commitlog.Log, ts int64, version int16, p *kmsg.L
 			p.Offset, p.Timestamp = off, mts
 		}
 	default:
+		if s.remoteOffsetForTimestamp(l, ts, p) {
+			return
+		}
 		off, fts, err := l.OffsetForTimestamp(ts)
 		switch {
 		case err == nil && off >= 0 && off < l.HighWatermark():
@@ -87,4 +106,26 @@ func (s *Server) listOffset(l *commitlog.Log, ts int64, version int16, p *kmsg.L
 			s.log.Warn("list offsets by timestamp failed", "topic", l.Topic(), "partition", l.Partition(), "err", err)
 		}
 	}
+}
+
+// remoteOffsetForTimestamp answers a timestamp lookup from object storage when it holds a
+// match, and reports whether it did (or failed, with the error set in p).
+func (s *Server) remoteOffsetForTimestamp(l *commitlog.Log, ts int64, p *kmsg.ListOffsetsResponseTopicPartition) bool {
+	remote := s.opts.Remote
+	if remote == nil || ts < 0 || remote.RemoteStart(l.Topic(), l.Partition()) < 0 {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), remoteReadTimeout)
+	defer cancel()
+	off, fts, found, err := remote.OffsetForTimestamp(ctx, l.Topic(), l.Partition(), ts)
+	switch {
+	case err != nil:
+		p.ErrorCode, p.LeaderEpoch = errorCode(err), -1
+		s.log.Warn("list offsets by timestamp in object storage failed", "topic", l.Topic(), "partition", l.Partition(), "err", err)
+		return true
+	case found:
+		p.Offset, p.Timestamp = off, fts
+		return true
+	}
+	return false
 }

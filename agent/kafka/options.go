@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 
@@ -24,6 +25,22 @@ type Options struct {
 	// Groups coordinates consumer groups and stores committed offsets; nil answers every
 	// group API with COORDINATOR_NOT_AVAILABLE.
 	Groups *groups.Coordinator
+	// Remote serves offsets of remote.storage.enable topics that object storage holds below
+	// the local log start; nil: everything is local.
+	Remote RemoteLog
+}
+
+// RemoteLog is what the server needs of tiered storage (tiering.Tierer implements it).
+type RemoteLog interface {
+	// RemoteStart is the first offset in object storage, or -1 when there is none.
+	RemoteStart(topic string, partition int32) int64
+	// RemoteLastOffset is the last offset in object storage, or -1.
+	RemoteLastOffset(topic string, partition int32) int64
+	// Read returns whole batches at or after offset from object storage (empty: nothing
+	// there at or after offset); below RemoteStart it is commitlog.ErrOffsetOutOfRange.
+	Read(ctx context.Context, topic string, partition int32, offset, maxBytes int64, minOne bool) (commitlog.ReadResult, error)
+	// OffsetForTimestamp finds the first record in object storage with a timestamp >= ts.
+	OffsetForTimestamp(ctx context.Context, topic string, partition int32, ts int64) (offset, timestamp int64, found bool, err error)
 }
 
 func (o *Options) setDefaults() error {
