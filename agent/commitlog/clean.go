@@ -169,6 +169,9 @@ type cleanPass struct {
 	deadline   int64 // earliest time a kept tombstone may go (MaxInt64: none kept)
 	removed    int64
 	tombstones int64
+	// what the store's counters already have of removed and tombstones (counted per
+	// committed rewrite, so a pass that is interrupted counts what it committed)
+	countedRemoved, countedTombs int64
 	bytesIn    int64
 	bytesOut   int64
 }
@@ -241,6 +244,9 @@ func (p *cleanPass) rewrite(segs []*segment) (int, error) {
 		s.release()
 	}
 	p.c.segmentsRewritten.Add(int64(len(group)))
+	p.c.recordsRemoved.Add(p.removed - p.countedRemoved)
+	p.c.tombstonesRemoved.Add(p.tombstones - p.countedTombs)
+	p.countedRemoved, p.countedTombs = p.removed, p.tombstones
 	return n, nil
 }
 
