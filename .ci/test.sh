@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need (Debian packages, Go tools) and runs every check and test:
-# gofmt, go vet, staticcheck, the Go test suite (against real franz-go clients, kcat and
-# subprocess agents) and a short run of every fuzz target. Run as root or with sudo on Debian.
+# gofmt, go vet, staticcheck, the Go test suite (against real franz-go clients, kcat,
+# subprocess agents and a real MinIO server) and a short run of every fuzz target. Run as root
+# or with sudo on Debian.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,6 +37,14 @@ if ! "$GOBIN_DIR/staticcheck" -version 2>/dev/null | grep -q "${STATICCHECK_VERS
   go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
 fi
 "$GOBIN_DIR/staticcheck" ./...
+
+# A real MinIO server for the tiering tests (internal/testminio finds it in $GOBIN_DIR).
+MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
+minio_mod=$(go version -m "$GOBIN_DIR/minio" 2>/dev/null || true)
+if ! grep -q "github.com/minio/minio[[:space:]]*$MINIO_VERSION" <<<"$minio_mod"; then
+  log "installing MinIO $MINIO_VERSION into $GOBIN_DIR (the first build takes several minutes; then it is cached)"
+  GOBIN="$GOBIN_DIR" go install github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c
+fi
 
 log "go test"
 go test -race -count=1 -timeout 25m ./...
