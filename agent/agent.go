@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/samsa-io/samsa/agent/diskguard"
 	"github.com/samsa-io/samsa/agent/groups"
 	"github.com/samsa-io/samsa/agent/kafka"
+	"github.com/samsa-io/samsa/tiering"
 )
 
 // Agent is one running samsa node: the commit log, the Kafka listener and the HTTP endpoint.
@@ -26,6 +28,10 @@ type Agent struct {
 	guard  *diskguard.Guard
 	groups *groups.Coordinator
 	kafka  *kafka.Server
+	tierer *tiering.Tierer // nil unless tiering.endpoint is set
+
+	bgStop context.CancelFunc // stops the background watchers (bucket, disk pressure)
+	bg     sync.WaitGroup
 
 	kafkaLn net.Listener
 	httpLn  net.Listener
@@ -71,6 +77,7 @@ func (a *Agent) Start() error {
 		ProducerIDExpiration: a.cfg.ProducerIDExpiration.Duration(),
 
 		AppendGate:              a.guard.Err,
+		UnderPressure:           func() bool { return a.guard.Err() != nil },
 		RetentionCheckInterval:  a.cfg.RetentionCheckInterval.Duration(),
 		CleanerBackoff:          a.cfg.Cleaner.Backoff.Duration(),
 		CleanerBufferBytes:      a.cfg.Cleaner.DedupeBufferBytes,
@@ -82,18 +89,24 @@ func (a *Agent) Start() error {
 		return fmt.Errorf("open data dir: %w", err)
 	}
 	a.store = store
-	if err := a.startGroups(); err != nil {
+	fail := func(err error) error {
 		a.httpSrv.Close()
+		if a.groups != nil {
+			a.groups.Close()
+		}
+		a.stopTiering()
 		store.Close()
 		a.guard.Close()
 		return err
 	}
+	if err := a.startTiering(); err != nil {
+		return fail(err)
+	}
+	if err := a.startGroups(); err != nil {
+		return fail(err)
+	}
 	if err := a.startKafka(); err != nil {
-		a.httpSrv.Close()
-		a.groups.Close()
-		store.Close()
-		a.guard.Close()
-		return err
+		return fail(err)
 	}
 	a.ready.Store(true)
 	a.log.Info("samsa agent ready", "kafka", a.KafkaAddr(), "http", a.HTTPAddr(), "data_dir", a.cfg.DataDir,
@@ -141,6 +154,166 @@ func (a *Agent) startGroups() error {
 	return nil
 }
 
+// Tiering: how long a bucket check may take, and how often it is repeated.
+const (
+	bucketCheckTimeout  = 5 * time.Second
+	bucketRecheckDown   = 30 * time.Second
+	bucketRecheckUp     = 5 * time.Minute
+	tieringS3MaxRetries = 3 // the uploader retries with its own backoff: fail requests fast
+)
+
+// startTiering builds the object store and starts the Tierer when tiering.endpoint is set. A
+// bucket that cannot be reached is a warning and a metric (samsa_tier_store_reachable), not a
+// refusal to start: uploads queue and retry until it can be.
+func (a *Agent) startTiering() error {
+	tc := a.cfg.Tiering
+	if !tc.Enabled() {
+		return nil
+	}
+	store, check, err := openObjectStore(tc)
+	if err != nil {
+		return err
+	}
+	t, err := tiering.New(store, a.store, tiering.Config{
+		Prefix:     tc.Prefix,
+		CacheDir:   tc.CacheDirFor(a.cfg.DataDir),
+		CacheBytes: tc.CacheBytes,
+		Logger:     a.log,
+	})
+	if err != nil {
+		return err // "tiering: ..."
+	}
+	creds := "AWS_ACCESS_KEY_ID" // the secret is never logged, only where the keys come from
+	switch {
+	case tc.FileDir() != "":
+		creds = "none (a directory)"
+	case tc.AccessKeyID != "":
+		creds = "tiering.access_key_id"
+	}
+	a.log.Info("tiering on", "component", "tiering", "endpoint", tc.Endpoint, "bucket", tc.Bucket, "prefix", tc.Prefix,
+		"region", tc.Region, "credentials", creds, "cache_dir", tc.CacheDirFor(a.cfg.DataDir), "cache_bytes", tc.CacheBytes)
+	a.tierer = t
+	t.Start()
+	ctx, cancel := context.WithCancel(context.Background())
+	a.bgStop = cancel
+	a.bg.Add(2)
+	go a.watchBucket(ctx, check)
+	go a.watchDiskPressure(ctx)
+	return nil
+}
+
+// openObjectStore returns the store of the tiering block and a check that it can be reached.
+func openObjectStore(tc TieringConfig) (tiering.ObjectStore, func(context.Context) error, error) {
+	if dir := tc.FileDir(); dir != "" {
+		s, err := tiering.NewFSStore(dir)
+		if err != nil {
+			return nil, nil, fmt.Errorf("config key \"tiering.endpoint\": %w", err)
+		}
+		check := func(context.Context) error {
+			fi, err := os.Stat(s.Root())
+			if err == nil && !fi.IsDir() {
+				err = fmt.Errorf("%s is not a directory", s.Root())
+			}
+			return err
+		}
+		return s, check, nil
+	}
+	s, err := tiering.NewS3Store(tiering.S3Config{
+		Endpoint:        tc.Endpoint,
+		Bucket:          tc.Bucket,
+		Region:          tc.Region,
+		AccessKeyID:     tc.AccessKeyID,
+		SecretAccessKey: tc.SecretAccessKey.Reveal(),
+		PathStyle:       tc.PathStyle,
+		CAFile:          tc.CAFile,
+		MaxRetries:      tieringS3MaxRetries,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, s.CheckBucket, nil
+}
+
+// watchBucket checks the bucket at start and then every few minutes (every 30s while it cannot
+// be reached), logs the transitions and sets samsa_tier_store_reachable.
+func (a *Agent) watchBucket(ctx context.Context, check func(context.Context) error) {
+	defer a.bg.Done()
+	state := 0 // unknown; 1 reachable; -1 not
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		cctx, cancel := context.WithTimeout(ctx, bucketCheckTimeout)
+		err := check(cctx)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		a.tierer.SetReachable(err == nil)
+		next := bucketRecheckUp
+		switch {
+		case err != nil:
+			next = bucketRecheckDown
+			if state != -1 {
+				a.log.Warn("tiering: the bucket cannot be reached; uploads queue and retry until it can",
+					"component", "tiering", "endpoint", a.cfg.Tiering.Endpoint, "bucket", a.cfg.Tiering.Bucket, "err", err)
+			}
+			state = -1
+		case state != 1:
+			if state == -1 {
+				a.log.Info("tiering: the bucket can be reached again", "component", "tiering",
+					"endpoint", a.cfg.Tiering.Endpoint, "bucket", a.cfg.Tiering.Bucket)
+				a.tierer.Kick()
+			}
+			state = 1
+		}
+		timer.Reset(next)
+	}
+}
+
+// watchDiskPressure polls the disk guard: while it refuses writes, retention runs at every
+// poll, so that tiered topics drop their local copies of uploaded segments at once (the commit
+// log's UnderPressure hook), and the Tierer is asked to upload what it can.
+func (a *Agent) watchDiskPressure(ctx context.Context) {
+	defer a.bg.Done()
+	tick := time.NewTicker(a.cfg.Disk.CheckInterval.Duration())
+	defer tick.Stop()
+	refusing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		now := a.guard.Err() != nil
+		if now {
+			if !refusing {
+				a.log.Info("disk guard refusing writes: dropping local copies of uploaded segments of tiered topics",
+					"component", "tiering")
+			}
+			a.tierer.Kick()
+			a.store.KickRetention()
+		}
+		refusing = now
+	}
+}
+
+// stopTiering stops the watchers and the Tierer (an upload in flight is abandoned; it is
+// redone after a restart). Safe to call when tiering is off.
+func (a *Agent) stopTiering() {
+	if a.bgStop != nil {
+		a.bgStop()
+		a.bg.Wait()
+	}
+	if a.tierer != nil {
+		a.tierer.Close()
+	}
+}
+
 func (a *Agent) startKafka() error {
 	ln, err := net.Listen("tcp", a.cfg.KafkaAddr)
 	if err != nil {
@@ -164,6 +337,10 @@ func (a *Agent) startKafka() error {
 		a.log.Warn("kafka listener binds all interfaces but advertised_addr is not set; clients are told "+host,
 			"hint", "set advertised_addr to an address clients can reach")
 	}
+	var remote kafka.RemoteLog
+	if a.tierer != nil { // never a typed nil in the interface
+		remote = a.tierer
+	}
 	srv, err := kafka.NewServer(kafka.Options{
 		Store:             a.store,
 		NodeID:            a.cfg.NodeID,
@@ -175,6 +352,7 @@ func (a *Agent) startKafka() error {
 		MaxQueuedBytes:    int64(a.cfg.QueuedMaxRequestBytes),
 		MaxConnections:    a.cfg.MaxConnections,
 		Groups:            a.groups,
+		Remote:            remote,
 		Logger:            a.log.With("component", "kafka"),
 	})
 	if err != nil {
@@ -194,6 +372,7 @@ func (a *Agent) startHTTP() error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", a.handleHealth)
 	mux.HandleFunc("GET /metrics", a.handleMetrics)
+	mux.HandleFunc("GET /v1/tier/status", a.handleTierStatus)
 	a.httpLn = ln
 	a.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
@@ -237,6 +416,7 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 	if a.groups != nil {
 		a.groups.Close()
 	}
+	a.stopTiering()
 	if a.store != nil {
 		if err := a.store.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("commit log: %w", err))

@@ -19,10 +19,10 @@ import (
 // environment variables; command-line flags are applied on top by cmd/samsa with Set.
 //
 // Every field is a top-level YAML key (the yaml tag) and an environment variable
-// SAMSA_<KEY IN UPPER CASE>, except the blocks disk: and cleaner: (config_disk.go), whose
-// keys are named section.key ("disk.min_free_bytes": Set, messages) and whose variables are
-// SAMSA_<SECTION>_<KEY> (SAMSA_DISK_MIN_FREE_BYTES). The zero Config is not valid; start
-// from DefaultConfig.
+// SAMSA_<KEY IN UPPER CASE>, except the blocks disk:, cleaner: (config_disk.go) and tiering:
+// (config_tiering.go), whose keys are named section.key ("disk.min_free_bytes": Set, messages)
+// and whose variables are SAMSA_<SECTION>_<KEY> (SAMSA_DISK_MIN_FREE_BYTES). The zero Config is
+// not valid; start from DefaultConfig.
 type Config struct {
 	// DataDir holds the commit log and the agent's state. Default "./samsa-data".
 	DataDir string `yaml:"data_dir"`
@@ -92,13 +92,17 @@ type Config struct {
 	// RetentionCheckInterval is how often retention.ms and retention.bytes are enforced
 	// (Kafka's log.retention.check.interval.ms). Default 30s; 10ms to 24h.
 	RetentionCheckInterval Duration `yaml:"retention_check_interval"`
+
+	// Tiering uploads closed segments of remote.storage.enable topics to S3/MinIO (the YAML
+	// block tiering:, see TieringConfig). Off unless tiering.endpoint is set.
+	Tiering TieringConfig `yaml:"tiering"`
 }
 
 // EnvPrefix starts every environment variable that overrides a config key.
 const EnvPrefix = "SAMSA_"
 
 // nonConfigEnv lists SAMSA_* variables that are not config keys and must not be rejected.
-var nonConfigEnv = []string{"SAMSA_BROKERS"}
+var nonConfigEnv = []string{"SAMSA_BROKERS", "SAMSA_HTTP"}
 
 // Limits of the validated keys.
 const (
@@ -140,6 +144,7 @@ func DefaultConfig() Config {
 		Disk:                   defaultDiskConfig(),
 		Cleaner:                defaultCleanerConfig(),
 		RetentionCheckInterval: Duration(defaultRetentionCheck),
+		Tiering:                defaultTieringConfig(),
 	}
 }
 
@@ -159,7 +164,10 @@ func (c Config) Validate() error {
 			return fmt.Errorf("config key %q: %w", f.key, f.invalid(f.show(&c)))
 		}
 	}
-	return c.validateGroups()
+	if err := c.validateGroups(); err != nil {
+		return err
+	}
+	return c.validateTiering()
 }
 
 // Set parses value into the key (a YAML key such as "kafka_addr") and checks it, as if it had
@@ -458,7 +466,7 @@ var fields = slices.Concat([]field{
 	enumField("log_level", func(c *Config) *string { return &c.LogLevel }, "debug", "info", "warn", "error"),
 	enumField("log_format", func(c *Config) *string { return &c.LogFormat }, "text", "json"),
 	topicDefaultsField("topic_defaults", func(c *Config) *map[string]string { return &c.TopicDefaults }),
-}, groupFields, diskFields)
+}, groupFields, diskFields, tieringFields)
 
 // invalid is the error for a bad value of f.
 func (f *field) invalid(value string) error {

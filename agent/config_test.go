@@ -51,6 +51,7 @@ func TestDefaultConfig(t *testing.T) {
 		Disk:                   DiskConfig{MinFreeBytes: 256 << 20, MinFreePercent: 2, CheckInterval: Duration(time.Second)},
 		Cleaner:                CleanerConfig{DedupeBufferBytes: 16 << 20, Backoff: Duration(15 * time.Second)},
 		RetentionCheckInterval: Duration(30 * time.Second),
+		Tiering:                TieringConfig{CacheBytes: 256 << 20},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("DefaultConfig() = %+v, want %+v", c, want)
@@ -138,6 +139,7 @@ offsets_retention: 24h
 		Disk:                   defaultDiskConfig(),
 		Cleaner:                defaultCleanerConfig(),
 		RetentionCheckInterval: Duration(30 * time.Second),
+		Tiering:                defaultTieringConfig(),
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got  %+v\nwant %+v", got, want)

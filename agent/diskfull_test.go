@@ -53,7 +53,7 @@ func freeBytes(t *testing.T, path string) int64 {
 	if err := unix.Statfs(path, &st); err != nil {
 		t.Fatal(err)
 	}
-	return int64(st.Bavail) * st.Bsize
+	return int64(st.Bavail) * int64(st.Bsize) // Bsize is int32 on 32-bit ARM
 }
 
 // diskProducer sends one hand-made batch per request through a franz-go client, so each

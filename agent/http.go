@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -9,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/samsa-io/samsa/tiering"
 )
 
 func (a *Agent) handleHealth(w http.ResponseWriter, _ *http.Request) {
@@ -40,7 +43,52 @@ func (a *Agent) handleMetrics(w http.ResponseWriter, _ *http.Request) {
 		a.store.WriteMetrics(bw)
 		a.groups.WriteMetrics(bw)
 		a.kafka.WriteMetrics(bw)
+		if a.tierer != nil {
+			a.tierer.WriteMetrics(bw)
+		}
 	}
+}
+
+// TierStatusResponse is the body of GET /v1/tier/status.
+type TierStatusResponse struct {
+	Partitions []tiering.PartitionStatus `json:"partitions"`
+}
+
+// errorResponse is the body of every JSON error of the /v1 API.
+type errorResponse struct {
+	Error string `json:"error"`
+}
+
+// handleTierStatus answers GET /v1/tier/status[?topic=T]: every tiered partition (of T) with
+// its local and remote offset ranges and upload backlog. 404 when tiering is off or the topic
+// does not exist; a topic without remote.storage.enable has no partitions listed.
+func (a *Agent) handleTierStatus(w http.ResponseWriter, r *http.Request) {
+	if !a.ready.Load() {
+		writeJSON(w, http.StatusServiceUnavailable, errorResponse{"the agent is starting or stopping"})
+		return
+	}
+	if a.tierer == nil {
+		writeJSON(w, http.StatusNotFound, errorResponse{"tiering is off on this agent (tiering.endpoint is not set)"})
+		return
+	}
+	topic := r.URL.Query().Get("topic")
+	if topic != "" && a.store.Topic(topic) == nil {
+		writeJSON(w, http.StatusNotFound, errorResponse{fmt.Sprintf("unknown topic %q", topic)})
+		return
+	}
+	parts := a.tierer.Status(topic)
+	if parts == nil {
+		parts = []tiering.PartitionStatus{}
+	}
+	writeJSON(w, http.StatusOK, TierStatusResponse{Partitions: parts})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
 }
 
 // residentBytes reads VmRSS from /proc (0 where there is no /proc).

@@ -172,8 +172,8 @@ type cleanPass struct {
 	// what the store's counters already have of removed and tombstones (counted per
 	// committed rewrite, so a pass that is interrupted counts what it committed)
 	countedRemoved, countedTombs int64
-	bytesIn    int64
-	bytesOut   int64
+	bytesIn                      int64
+	bytesOut                     int64
 }
 
 // keep decides whether a record survives compaction.

@@ -6,6 +6,7 @@
 //	samsa group   list|describe|reset-offsets|delete ...
 //	samsa produce --topic T ...
 //	samsa consume --topic T ...
+//	samsa tier    status [TOPIC] [--http A]
 //	samsa version
 //	samsa help [COMMAND]
 //
@@ -65,6 +66,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = runProduce(ctx, rest, stdin, stderr)
 	case "consume":
 		err = runConsume(ctx, rest, stdout, stderr)
+	case "tier":
+		err = runTier(ctx, rest, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, versionString())
 	case "help", "-h", "-help", "--help":
@@ -101,10 +104,12 @@ Usage:
   samsa group delete GROUP              delete a group and its offsets
   samsa produce --topic T [flags]       produce one record per stdin line
   samsa consume --topic T [flags]       print records to stdout
+  samsa tier status [TOPIC]             tiered storage per partition: local and remote ranges, upload backlog
   samsa version                         print the version
   samsa help [COMMAND]                  show help (also: samsa COMMAND -h)
 
-Admin commands connect to --brokers (default $SAMSA_BROKERS, else 127.0.0.1:9092).
+Admin commands connect to --brokers (default $SAMSA_BROKERS, else 127.0.0.1:9092);
+tier status asks the agent's --http address (default $SAMSA_HTTP, else 127.0.0.1:9644).
 The agent reads a YAML file, then SAMSA_<KEY> environment variables, then flags.
 `)
 }
