@@ -40,8 +40,12 @@ func (c *cleaner) cleanLog(l *Log, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	pass := cleanPass{c: c, l: l, cfg: l.config(), mappedEnd: mappedEnd, nowMs: now.UnixMilli(), producers: l.lastProducerBatches(), deadline: math.MaxInt64}
-	pass.horizon = pass.nowMs - pass.cfg.DeleteRetentionMs
+	before, err := l.cleanerCheckpoint()
+	if err != nil {
+		return err
+	}
+	pass := cleanPass{c: c, l: l, cfg: l.config(), mappedEnd: mappedEnd, nowMs: now.UnixMilli(), producers: l.lastProducerBatches(),
+		deadline: math.MaxInt64, cleaned: before}
 	for i := 0; i < len(p.segs) && p.segs[i].base < mappedEnd; {
 		n, err := pass.rewrite(p.segs[i:])
 		if err != nil {
@@ -54,6 +58,7 @@ func (c *cleaner) cleanLog(l *Log, now time.Time) error {
 		return err
 	}
 	ck.FirstDirty = max(ck.FirstDirty, mappedEnd)
+	ck.markCleaned(mappedEnd, pass.nowMs)
 	ck.TombstoneDeadline = 0
 	if pass.deadline < math.MaxInt64 {
 		ck.TombstoneDeadline = pass.deadline
@@ -105,7 +110,7 @@ func (c *cleaner) mapKeys(l *Log, p cleanPlan) (int64, error) {
 			}
 			c.bytesRead.Add(int64(len(b)))
 			c.progressDone.Add(int64(len(b)))
-			c.throttle(int64(len(b)))
+			c.throttle(l, int64(len(b)))
 			if h.LastOffset() < p.firstDirty || h.NumRecords == 0 {
 				return nil
 			}
@@ -163,7 +168,7 @@ type cleanPass struct {
 	cfg       *TopicConfig
 	mappedEnd int64
 	nowMs     int64
-	horizon   int64 // tombstones with a timestamp at or below it may go
+	cleaned   cleanerCheckpoint // before this pass: when offsets were first compacted
 	producers map[int64]int64
 
 	deadline   int64 // earliest time a kept tombstone may go (MaxInt64: none kept)
@@ -186,11 +191,16 @@ func (p *cleanPass) keep(r *batch.Record) bool {
 		return false
 	}
 	if r.Value == nil { // a tombstone, the latest record of its key
-		if r.Timestamp <= p.horizon {
+		// It stays delete.retention.ms after the pass that first compacted it.
+		at := p.cleaned.firstCleanedAt(r.Offset)
+		if at >= 0 && at+p.cfg.DeleteRetentionMs <= p.nowMs {
 			p.tombstones++
 			return false
 		}
-		if d := r.Timestamp + p.cfg.DeleteRetentionMs; d < p.deadline {
+		if at < 0 {
+			at = p.nowMs
+		}
+		if d := at + p.cfg.DeleteRetentionMs; d < p.deadline {
 			p.deadline = d
 		}
 	}
@@ -314,7 +324,7 @@ func (p *cleanPass) writeGroup(ns *segment, segs []*segment) (int, error) {
 			if err != nil {
 				return fmt.Errorf("%w: filter batch at offset %d: %v", ErrCorrupt, h.BaseOffset, err)
 			}
-			p.c.throttle(int64(len(b) + len(out)))
+			p.c.throttle(l, int64(len(b)+len(out)))
 			if kept == 0 && !p.producerNeeds(h) {
 				if h.LastOffset()+1 == s.next {
 					tail = append(tail[:0], out...) // written only if the group ends here

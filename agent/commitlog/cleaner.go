@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,7 +40,63 @@ type cleanerCheckpoint struct {
 	// GapsBelow: segments with a base below it may have been rewritten with offset gaps.
 	// Raised before each rewrite commits, so recovery never mistakes compaction for damage.
 	GapsBelow int64 `json:"gaps_below,omitempty"`
+	// Cleaned says when offsets were first compacted: the offsets below Cleaned[i].End (and
+	// at or above Cleaned[i-1].End) at Cleaned[i].AtMs. A tombstone is kept delete.retention.ms
+	// after that first pass (Kafka's delete horizon, KIP-534), so a consumer that reads from
+	// the start within delete.retention.ms sees every delete.
+	Cleaned []cleanedRange `json:"cleaned,omitempty"`
 }
+
+// cleanedRange is one entry of cleanerCheckpoint.Cleaned.
+type cleanedRange struct {
+	End  int64 `json:"end"`
+	AtMs int64 `json:"at_ms"`
+}
+
+// maxCleanedRanges bounds cleanerCheckpoint.Cleaned: past it the two oldest entries merge
+// into the later one, which only makes tombstones stay longer.
+const maxCleanedRanges = 32
+
+// firstCleanedAt returns when offset was first compacted (Unix ms), or -1 if it never was.
+func (ck *cleanerCheckpoint) firstCleanedAt(offset int64) int64 {
+	i := sort.Search(len(ck.Cleaned), func(i int) bool { return ck.Cleaned[i].End > offset })
+	if i == len(ck.Cleaned) {
+		return -1
+	}
+	return ck.Cleaned[i].AtMs
+}
+
+// clampTo forgets progress past end (a recovery cut the log below it: the offsets from end
+// on will hold new, uncompacted records).
+func (ck *cleanerCheckpoint) clampTo(end int64) (changed bool) {
+	if ck.FirstDirty > end {
+		ck.FirstDirty, changed = end, true
+	}
+	if ck.GapsBelow > end {
+		ck.GapsBelow, changed = end, true
+	}
+	for i, r := range ck.Cleaned {
+		if r.End > end {
+			ck.Cleaned = append(ck.Cleaned[:i:i], cleanedRange{End: end, AtMs: r.AtMs})
+			return true
+		}
+	}
+	return changed
+}
+
+// markCleaned records that offsets below end were compacted at nowMs (those not already).
+func (ck *cleanerCheckpoint) markCleaned(end, nowMs int64) {
+	if n := len(ck.Cleaned); n > 0 && ck.Cleaned[n-1].End >= end {
+		return
+	}
+	ck.Cleaned = append(ck.Cleaned, cleanedRange{End: end, AtMs: nowMs})
+	if len(ck.Cleaned) > maxCleanedRanges {
+		ck.Cleaned = append(ck.Cleaned[:0:0], ck.Cleaned[1:]...)
+	}
+}
+
+// cleanerRetryBase is the first back-off of a partition whose pass failed.
+const cleanerRetryBase = time.Second
 
 // errCleanAborted stops a pass whose log is closing or whose store is stopping.
 var errCleanAborted = errors.New("cleaning aborted")
@@ -94,8 +151,8 @@ func (s *Store) RunCleaner() error {
 		if err != nil && first == nil {
 			first = err
 		}
-		if !cleaned || err != nil {
-			return first
+		if !cleaned && err == nil {
+			return first // nothing (else) due; a failed partition waits out its back-off
 		}
 	}
 }
@@ -127,7 +184,7 @@ func (c *cleaner) run() {
 		}
 		for {
 			cleaned, err := c.cleanOne()
-			if err != nil || !cleaned || c.stopping() {
+			if !cleaned && err == nil || c.stopping() {
 				break
 			}
 		}
@@ -152,7 +209,7 @@ func (c *cleaner) cleanOne() (cleaned bool, err error) {
 	var best *Log
 	bestScore := -1.0
 	for _, l := range c.store.allLogs() {
-		if !l.config().compacts() || l.uncleanable.Load() {
+		if !l.config().compacts() || l.uncleanable.Load() || now.Before(l.cleanRetryAt) {
 			continue
 		}
 		if !l.maintMu.TryLock() {
@@ -184,11 +241,17 @@ func (c *cleaner) cleanOne() (cleaned bool, err error) {
 			best.uncleanable.Store(true)
 			c.uncleanable.Add(1)
 			best.log.Error("partition is corrupt; the cleaner skips it until a restart", "err", err)
-		} else {
-			best.log.Error("log cleaner pass failed; retrying later", "err", err)
+			return false, err
 		}
+		// Back off this partition (doubling, at most 30 minutes) so the others still get
+		// compacted.
+		best.cleanFailures = min(best.cleanFailures+1, 20)
+		delay := min(cleanerRetryBase<<best.cleanFailures, 30*time.Minute)
+		best.cleanRetryAt = now.Add(delay)
+		best.log.Error("log cleaner pass failed; retrying this partition later", "retry_in", delay, "err", err)
 		return false, err
 	}
+	best.cleanFailures, best.cleanRetryAt = 0, time.Time{}
 	c.passes.Add(1)
 	return true, nil
 }
@@ -246,8 +309,8 @@ func (l *Log) planClean(now time.Time) (cleanPlan, error) {
 	return p, nil
 }
 
-// firstDirtyTimestamp is the first timestamp of the first segment with dirty data (the
-// oldest dirty record, give or take that segment's first batches).
+// firstDirtyTimestamp is the max timestamp of the first batch of the first segment with dirty
+// data (as Kafka: with LogAppendTime it is the append time, not a producer's clock).
 func (l *Log) firstDirtyTimestamp(p cleanPlan) int64 {
 	for _, s := range p.segs {
 		if s.next <= p.firstDirty {
@@ -258,7 +321,7 @@ func (l *Log) firstDirtyTimestamp(p cleanPlan) int64 {
 		if err != nil {
 			return math.MaxInt64
 		}
-		return h.FirstTimestamp
+		return h.MaxTimestamp
 	}
 	return math.MaxInt64
 }
@@ -295,7 +358,7 @@ func (l *Log) saveCleanerCheckpoint(ck cleanerCheckpoint) error {
 }
 
 // throttle sleeps as needed to keep the cleaner's I/O under CleanerIOBytesPerSecond.
-func (c *cleaner) throttle(n int64) {
+func (c *cleaner) throttle(l *Log, n int64) {
 	limit := c.store.opts.CleanerIOBytesPerSecond
 	if limit <= 0 {
 		return
@@ -305,10 +368,12 @@ func (c *cleaner) throttle(n int64) {
 		c.ioStart, c.ioBytes = now, 0
 	}
 	c.ioBytes += n
-	if ahead := time.Duration(float64(c.ioBytes)/float64(limit)*float64(time.Second)) - now.Sub(c.ioStart); ahead > 0 {
-		select {
-		case <-time.After(ahead):
+	ahead := time.Duration(float64(c.ioBytes)/float64(limit)*float64(time.Second)) - now.Sub(c.ioStart)
+	for end := now.Add(ahead); ahead > 0 && !l.abort.Load(); ahead = time.Until(end) {
+		select { // wake at least every 50ms to see a closing log
+		case <-time.After(min(ahead, 50*time.Millisecond)):
 		case <-c.stop:
+			return
 		}
 	}
 }

@@ -26,8 +26,8 @@
 // Compaction (cleaner.go, clean.go, swap.go): for cleanup.policy=compact, a cleaner maps the
 // keys of the dirty part (closed segments not compacted yet) to their latest offsets in a
 // fixed-size hash table (keymap.go), then rewrites the closed segments from the log start,
-// keeping the latest record per key, tombstones until delete.retention.ms after their
-// timestamp, and, as empty batches, each group's last batch and each producer's newest batch
+// keeping the latest record per key, tombstones until delete.retention.ms after the pass that
+// first compacted them (Kafka's delete horizon), and, as empty batches, each group's last batch and each producer's newest batch
 // (so offsets stay aligned and idempotent state survives a replay). A rewrite is committed by
 // a rename, so a crash leaves either the old segments or the new one.
 // Durability follows the store's fsync mode: "always" acknowledges only fsynced data and uses

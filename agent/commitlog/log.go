@@ -42,6 +42,8 @@ type Log struct {
 	cleanCkLoaded bool
 	abort         atomic.Bool // the log is closing: a cleaner pass gives up
 	uncleanable   atomic.Bool // the cleaner found corrupt data: skipped until a restart
+	cleanRetryAt  time.Time   // after a failed pass: not before (guarded by the cleaner's passMu)
+	cleanFailures int
 	// tieredEnd: offsets below it are in object storage (tiered.go); -1 until known.
 	tieredEnd atomic.Int64
 	// gapsBelow: segments with a base below it may have offset gaps (compacted). Read at open,
@@ -129,7 +131,17 @@ func openLog(store *Store, topic string, partition int32, dir string, cfg *Topic
 	l.logStart = l.segments[0].base
 	l.leo = a.next
 	l.hw, l.hwSeg, l.hwPos, l.flushed = l.leo, a, a.size, l.leo
-	l.loadLogStart()
+	if err := l.loadLogStart(); err != nil {
+		l.closeSegments()
+		return nil, err
+	}
+	if ck, err := l.cleanerCheckpoint(); err == nil && ck.clampTo(l.leo) {
+		l.log.Warn("cleaner checkpoint was past the recovered log end; clamped", "log_end", l.leo)
+		if err := l.saveCleanerCheckpoint(ck); err != nil {
+			l.closeSegments()
+			return nil, err
+		}
+	}
 	if err := l.loadProducerState(); err != nil {
 		l.closeSegments()
 		return nil, err
@@ -267,7 +279,9 @@ func (l *Log) WaitHighWatermark(ctx context.Context, offset int64) error {
 
 // setHWLocked advances the high watermark (never back) and wakes waiters. Caller holds mu.
 func (l *Log) setHWLocked(hw int64, seg *segment, pos int64) {
-	if hw < l.hw || hw == l.hw && seg == l.hwSeg {
+	// At the same offset, only a newer segment (a roll) may take over: a flush that captured
+	// a segment retention or the cleaner has replaced since must not bring it back.
+	if hw < l.hw || hw == l.hw && (seg == l.hwSeg || seg.base <= l.hwSeg.base) {
 		return
 	}
 	advanced := hw > l.hw

@@ -71,26 +71,52 @@ func (l *Log) saveLogStartLocked(start int64) error {
 }
 
 // loadLogStart restores a log start offset saved inside the first segment (or past segments a
-// crash kept from being deleted). A saved start past the log end (recovery cut below it) is
-// clamped to the log end. Called by openLog before the log is shared.
-func (l *Log) loadLogStart() {
+// crash kept from being deleted). A saved start past the log end (recovery cut the unsynced
+// tail below it after a power loss) is kept, as Kafka does: the log restarts empty at the
+// saved start, so no offset a client saw deleted is handed out again. Called by openLog
+// before the log is shared.
+func (l *Log) loadLogStart() error {
 	path := filepath.Join(l.dir, logStartName)
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return
+		return nil
 	}
 	n, perr := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
 	if err != nil || perr != nil || n < 0 {
 		l.log.Warn("log start offset file unreadable; starting at the first segment", "file", path, "err", errors.Join(err, perr))
-		return
+		return nil
 	}
 	if n > l.leo {
-		l.log.Warn("saved log start offset is past the log end; clamping", "file", path, "saved", n, "log_end", l.leo)
-		n = l.leo
+		l.log.Warn("saved log start offset is past the recovered log end; the log restarts empty there", "file", path, "saved", n, "log_end", l.leo)
+		return l.restartAtLocked(n)
 	}
 	if n > l.logStart {
 		l.logStart = n
 	}
+	return nil
+}
+
+// restartAtLocked replaces every segment with one empty segment at offset start.
+func (l *Log) restartAtLocked(start int64) error {
+	ns, err := createSegment(l.dir, start, l.config(), l.store.usePread())
+	if err != nil {
+		return fmt.Errorf("restart %s-%d at offset %d: %w", l.topic, l.partition, start, err)
+	}
+	for _, s := range l.segments {
+		s.release()
+		if s.base != start {
+			if err := removeSegmentFiles(l.dir, s.base); err != nil {
+				return err
+			}
+		}
+	}
+	l.segments = []*segment{ns}
+	l.logStart, l.leo, l.hw, l.flushed = start, start, start, start
+	l.hwSeg, l.hwPos = ns, 0
+	if err := l.store.fsync.dir(l.dir); err != nil {
+		return fmt.Errorf("fsync dir %s: %w: %v", l.dir, ErrStorage, err)
+	}
+	return nil
 }
 
 // applyRetention deletes the oldest closed segments that retention.ms, retention.bytes or the
@@ -138,6 +164,9 @@ func (l *Log) applyRetention(now time.Time, wait bool) {
 			l.log.Warn("remove expired segment", "file", s.path, "err", err)
 		}
 		s.release() // readers still holding it keep the open files
+	}
+	if err := l.store.fsync.dir(l.dir); err != nil {
+		l.log.Warn("fsync partition dir after retention", "err", err)
 	}
 	m := &l.store.metrics
 	m.retentionSegments.Add(int64(len(gone)))
@@ -189,17 +218,21 @@ func (l *Log) retainLocked(cfg *TopicConfig, now time.Time) ([]*segment, string)
 			break // never unreplicated (or, here, undurable) data; never an empty segment
 		}
 		last := n == len(segs)-1
+		maxTs := s.maxTs
+		if maxTs < 0 && (cutoff != never || localCutoff != never) {
+			maxTs = s.modTime() // batches without timestamps: the file's age, as Kafka does
+		}
 		why := ""
 		switch {
 		case s.next <= l.logStart:
 			why = "log start offset"
-		case s.maxTs >= 0 && s.maxTs < cutoff:
+		case maxTs < cutoff:
 			why = "retention.ms"
 		case excess >= 0 && excess-s.size >= 0:
 			why = "retention.bytes"
 		case !last && s.next <= uploaded && pressure:
 			why = "disk guard (uploaded)"
-		case !last && s.next <= uploaded && s.maxTs >= 0 && s.maxTs < localCutoff:
+		case !last && s.next <= uploaded && maxTs < localCutoff:
 			why = "local.retention.ms (uploaded)"
 		case !last && s.next <= uploaded && localExcess >= 0 && localExcess-s.size >= 0:
 			why = "local.retention.bytes (uploaded)"
@@ -222,6 +255,15 @@ func (l *Log) retainLocked(cfg *TopicConfig, now time.Time) ([]*segment, string)
 		}
 	}
 	return segs[:n], reason
+}
+
+// modTime is the segment file's modification time in Unix ms (-1 if unknown).
+func (s *segment) modTime() int64 {
+	st, err := s.file.Stat()
+	if err != nil {
+		return -1
+	}
+	return st.ModTime().UnixMilli()
 }
 
 // rollForRetentionLocked rolls the active segment so that retention can delete it. Caller holds
