@@ -33,7 +33,7 @@ func (c *cleaner) cleanLog(l *Log, now time.Time) error {
 	// The map is sized for this pass (at most the budget) and dropped after it, so a small
 	// partition such as __consumer_offsets does not hold the whole budget in memory.
 	c.keys = newKeyMap(min(c.store.opts.CleanerBufferBytes, (records+records/8+64)*keyMapSlotBytes))
-	defer func() { c.keys = nil }()
+	defer func() { c.keys.release(); c.keys = nil }()
 	c.progressTotal.Store(p.dirtyBytes + p.totalBytes)
 	c.progressDone.Store(0)
 	mappedEnd, err := c.mapKeys(l, p)
@@ -72,23 +72,13 @@ func (c *cleaner) cleanLog(l *Log, now time.Time) error {
 	return nil
 }
 
-// countDirtyRecords adds up the record counts of the dirty batches from their headers.
+// countDirtyRecords bounds the number of dirty records by the offsets they span (no I/O:
+// reading every batch header cost as much as the mapping pass on a cold cache).
 func (l *Log) countDirtyRecords(p cleanPlan) (int64, error) {
 	var n int64
-	var buf [batch.HeaderSize]byte
 	for _, s := range p.segs {
-		if s.next <= p.firstDirty {
-			continue
-		}
-		for pos := int64(0); pos < s.size; {
-			h, err := s.readHeader(pos, s.size, &buf)
-			if err != nil {
-				return 0, err
-			}
-			if h.LastOffset() >= p.firstDirty {
-				n += int64(h.NumRecords)
-			}
-			pos += int64(h.Size())
+		if s.next > p.firstDirty {
+			n += s.next - max(s.base, p.firstDirty)
 		}
 	}
 	return n, nil

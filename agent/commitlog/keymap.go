@@ -4,6 +4,9 @@ import (
 	"hash/maphash"
 	"math"
 	"math/bits"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // keyMapSlotBytes is the memory one keyMap slot takes: a 128-bit key hash
@@ -40,6 +43,28 @@ type keyMap struct {
 	seedHi   maphash.Seed
 	seedLo   maphash.Seed
 	nslots64 uint64
+	mapped   []byte // the mmapped memory behind slots, nil when slots is a Go slice
+}
+
+// allocSlots returns n zeroed slots, in anonymous mmapped memory when possible.
+func allocSlots(n int) ([]keyMapSlot, []byte) {
+	if n == 0 {
+		return nil, nil
+	}
+	mem, err := unix.Mmap(-1, 0, n*keyMapSlotBytes, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
+	if err != nil {
+		return make([]keyMapSlot, n), nil
+	}
+	return unsafe.Slice((*keyMapSlot)(unsafe.Pointer(&mem[0])), n), mem
+}
+
+// release returns the map's memory; the map must not be used afterwards.
+func (m *keyMap) release() {
+	if m.mapped != nil {
+		unix.Munmap(m.mapped)
+		m.mapped = nil
+	}
+	m.slots, m.count, m.limit = nil, 0, 0
 }
 
 // keyMapLoadNum/keyMapLoadDen is the load limit: 0.9 of the slots.
@@ -55,10 +80,17 @@ const keyMapMaxSlots = math.MaxInt / keyMapSlotBytes
 // newKeyMap returns an empty keyMap using at most bufferBytes of memory:
 // bufferBytes/24 slots, allocated at once. A budget below one slot gives a
 // map that is always full.
+//
+// The slots live in anonymous mmapped memory, outside the Go heap, when the platform allows:
+// the garbage collector then neither scans them nor lets the heap grow to twice the budget
+// before collecting, so the cleaner's resident memory stays close to its budget. Call
+// release when done with the map.
 func newKeyMap(bufferBytes int64) *keyMap {
 	n := min(max(bufferBytes/keyMapSlotBytes, 0), keyMapMaxSlots)
+	slots, mapped := allocSlots(int(n))
 	m := &keyMap{
-		slots:    make([]keyMapSlot, n),
+		slots:    slots,
+		mapped:   mapped,
 		seedHi:   maphash.MakeSeed(),
 		seedLo:   maphash.MakeSeed(),
 		nslots64: uint64(n),
