@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/samsa-io/samsa/agent/commitlog"
+	"github.com/samsa-io/samsa/tiering/manifest"
 )
 
 // Config configures a Tierer. Zero values get the documented defaults.
@@ -287,7 +288,7 @@ func (t *Tierer) syncLocked(ctx context.Context, st *partState, top *commitlog.T
 // a new one, and the old objects are left alone.
 func (t *Tierer) loadManifest(ctx context.Context, top *commitlog.Topic, partition int32) (m *Manifest, foreign bool, err error) {
 	id := top.ID()
-	fresh := &Manifest{Version: ManifestVersion, Topic: top.Name(), TopicID: hex.EncodeToString(id[:]), Partition: partition}
+	fresh := &Manifest{Version: manifest.Version, Topic: top.Name(), TopicID: hex.EncodeToString(id[:]), Partition: partition}
 	key := ManifestKey(t.cfg.Prefix, top.Name(), partition)
 	data, err := t.getAll(ctx, key)
 	if errors.Is(err, ErrNotFound) {
@@ -296,7 +297,7 @@ func (t *Tierer) loadManifest(ctx context.Context, top *commitlog.Topic, partiti
 	if err != nil {
 		return nil, false, fmt.Errorf("read manifest %s: %w", key, err)
 	}
-	m, err = DecodeManifest(data)
+	m, err = manifest.Decode(data)
 	if err != nil {
 		return nil, false, fmt.Errorf("read manifest %s: %w", key, err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/samsa-io/samsa/agent/commitlog"
 	"github.com/samsa-io/samsa/agent/commitlog/batch"
+	"github.com/samsa-io/samsa/tiering/manifest"
 )
 
 // tieredLog is a commit log with one tiered topic over a filesystem object store.
@@ -194,7 +195,7 @@ func TestRemoteRetentionAndOrphans(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(objs) != 1 || !strings.HasSuffix(objs[0].Key, manifestName) {
+	if len(objs) != 1 || !strings.HasSuffix(objs[0].Key, manifest.Name) {
 		t.Fatalf("objects left after remote retention: %v", objs)
 	}
 	// An object no manifest lists (an upload a crash interrupted) is removed at the next start.

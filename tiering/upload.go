@@ -50,7 +50,7 @@ func (t *Tierer) upload(ctx context.Context, top *commitlog.Topic, l *commitlog.
 		}
 	}
 	meta.UploadedMs = t.cfg.Now().UnixMilli()
-	next := m.clone()
+	next := m.Clone()
 	next.Segments = append(next.Segments, meta)
 	if err := t.putManifest(ctx, next); err != nil {
 		return nil, err
@@ -122,7 +122,7 @@ func (t *Tierer) applyRetention(ctx context.Context, top *commitlog.Topic, l *co
 	if cut == 0 {
 		return m, nil
 	}
-	next := m.clone()
+	next := m.Clone()
 	gone := next.Segments[:cut]
 	next.Segments = append([]SegmentMeta(nil), next.Segments[cut:]...)
 	next.LogStartOffset = max(m.LogStartOffset, gone[len(gone)-1].EndOffset())

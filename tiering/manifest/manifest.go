@@ -1,4 +1,7 @@
-package tiering
+// Package manifest is the layout of tiered segments in a bucket and the partition manifest
+// that lists them: what the agent's uploader writes and what samsa-cloud reads. It imports
+// nothing of the agent, so cloud-side tools can use it alone.
+package manifest
 
 import (
 	"encoding/json"
@@ -18,11 +21,11 @@ import (
 // The manifest is the truth: a segment exists in object storage when the manifest lists it.
 // Objects it does not list are leftovers of an interrupted upload or delete.
 
-// ManifestVersion is the manifest format written by this code.
-const ManifestVersion = 1
+// Version is the manifest format written by this code.
+const Version = 1
 
-// manifestName is the manifest's object name inside a partition's prefix.
-const manifestName = "manifest.json"
+// Name is the manifest's object name inside a partition's prefix.
+const Name = "manifest.json"
 
 // Manifest lists a partition's segments in object storage, oldest first.
 type Manifest struct {
@@ -63,7 +66,7 @@ func PartitionPrefix(prefix, topic string, partition int32) string {
 
 // ManifestKey is the object key of a partition's manifest.
 func ManifestKey(prefix, topic string, partition int32) string {
-	return PartitionPrefix(prefix, topic, partition) + "/" + manifestName
+	return PartitionPrefix(prefix, topic, partition) + "/" + Name
 }
 
 // SegmentKey is the object key of one of a segment's files; ext is ".log", ".index" or
@@ -115,15 +118,15 @@ func ParseSegmentKey(name string) (base int64, epoch int32, ext string, ok bool)
 // ErrBadManifest marks a manifest that does not parse or contradicts itself.
 var ErrBadManifest = errors.New("bad manifest")
 
-// DecodeManifest parses and checks a manifest: segments sorted, not overlapping, sizes and
+// Decode parses and checks a manifest: segments sorted, not overlapping, sizes and
 // offsets sane.
-func DecodeManifest(data []byte) (*Manifest, error) {
+func Decode(data []byte) (*Manifest, error) {
 	var m Manifest
 	if err := json.Unmarshal(data, &m); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadManifest, err)
 	}
-	if m.Version < 1 || m.Version > ManifestVersion {
-		return nil, fmt.Errorf("%w: version %d (this build reads 1..%d)", ErrBadManifest, m.Version, ManifestVersion)
+	if m.Version < 1 || m.Version > Version {
+		return nil, fmt.Errorf("%w: version %d (this build reads 1..%d)", ErrBadManifest, m.Version, Version)
 	}
 	if m.Partition < 0 || m.LogStartOffset < 0 {
 		return nil, fmt.Errorf("%w: partition %d, log start offset %d", ErrBadManifest, m.Partition, m.LogStartOffset)
@@ -183,8 +186,8 @@ func (m *Manifest) Find(offset int64) int {
 	return i
 }
 
-// clone returns a deep copy (manifests are replaced, never edited in place).
-func (m *Manifest) clone() *Manifest {
+// Clone returns a deep copy (manifests are replaced, never edited in place).
+func (m *Manifest) Clone() *Manifest {
 	c := *m
 	c.Segments = append([]SegmentMeta(nil), m.Segments...)
 	return &c
