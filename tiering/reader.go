@@ -19,13 +19,19 @@ import (
 // with ranged GETs into the chunk cache: file ranges of cache files, so the Kafka server sends
 // them with sendfile like local data. The chunk after the one a read ends in is fetched ahead.
 
-// RemoteStart is the first offset in object storage for a partition, or -1 when there is none
-// (or its manifest has not been read yet).
-func (t *Tierer) RemoteStart(topic string, partition int32) int64 {
+// RemoteStart is the first offset in object storage for a partition, or -1 when there is
+// none. For a remote.storage.enable topic whose manifest is not known yet (the object store
+// has been unreachable since the start and no local copy of the manifest exists) it is an
+// error wrapping commitlog.ErrStorage: retriable, so a consumer waits instead of being
+// reset past the offsets in the bucket.
+func (t *Tierer) RemoteStart(topic string, partition int32) (int64, error) {
 	if m := t.lookup(topic, partition); m != nil {
-		return m.StartOffset()
+		return m.StartOffset(), nil
 	}
-	return -1
+	if top := t.logs.Topic(topic); top != nil && top.Config().RemoteStorageEnable {
+		return -1, fmt.Errorf("tiered state of %s-%d not loaded yet (object store unreachable?): %w", topic, partition, commitlog.ErrStorage)
+	}
+	return -1, nil
 }
 
 // RemoteLastOffset is the last offset in object storage (Kafka's latest tiered offset,

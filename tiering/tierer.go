@@ -8,11 +8,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/samsa-io/samsa/agent/commitlog"
+	"github.com/samsa-io/samsa/internal/atomicfile"
 	"github.com/samsa-io/samsa/tiering/manifest"
 )
 
@@ -86,9 +88,10 @@ type Tierer struct {
 	mu    sync.Mutex
 	parts map[partKey]*partState
 
-	kick chan struct{}
-	stop chan struct{}
-	done chan struct{}
+	kick  chan struct{}
+	force atomic.Bool // the next sync ignores back-offs (Kick)
+	stop  chan struct{}
+	done  chan struct{}
 
 	m metrics
 }
@@ -128,8 +131,44 @@ func New(store ObjectStore, logs *commitlog.Store, cfg Config) (*Tierer, error) 
 	return t, nil
 }
 
-// Start runs the upload loop until Close.
-func (t *Tierer) Start() { go t.run() }
+// Start loads the local copies of the manifests (so offsets in object storage are known at
+// once, even while the store is unreachable) and runs the upload loop until Close.
+func (t *Tierer) Start() {
+	t.preload()
+	go t.run()
+}
+
+// preload reads the local copy of every tiered partition's manifest, written after each
+// successful manifest upload. The copy can only lag the bucket (a crash between the upload
+// and the copy), which is safe: the uploader then re-uploads a segment under the same keys.
+func (t *Tierer) preload() {
+	for _, top := range t.logs.Topics() {
+		if !top.Config().RemoteStorageEnable {
+			continue
+		}
+		id := top.ID()
+		for p := int32(0); p < top.NumPartitions(); p++ {
+			data, err := os.ReadFile(t.localManifestPath(top.Name(), p))
+			if err != nil {
+				continue
+			}
+			m, err := manifest.Decode(data)
+			if err != nil || m.TopicID != hex.EncodeToString(id[:]) {
+				continue
+			}
+			st := t.state(top.Name(), p)
+			st.manifest.CompareAndSwap(nil, m)
+			if l := top.Partition(p); l != nil {
+				l.SetTieredEnd(m.EndOffset())
+			}
+		}
+	}
+}
+
+// localManifestPath is where the last manifest uploaded for a partition is copied.
+func (t *Tierer) localManifestPath(topic string, partition int32) string {
+	return filepath.Join(t.cfg.CacheDir, "manifests", topic, strconv.Itoa(int(partition)), manifest.Name)
+}
 
 // Close stops the loop, waiting for an upload in flight to finish or fail.
 func (t *Tierer) Close() {
@@ -142,8 +181,10 @@ func (t *Tierer) Close() {
 	<-t.done
 }
 
-// Kick asks for a sync of every tiered partition now.
+// Kick asks for a sync of every tiered partition now, including those waiting out a back-off
+// after a failure (the store is known to be back).
 func (t *Tierer) Kick() {
+	t.force.Store(true)
 	select {
 	case t.kick <- struct{}{}:
 	default:
@@ -161,7 +202,7 @@ func (t *Tierer) run() {
 	tick := time.NewTicker(t.cfg.Interval)
 	defer tick.Stop()
 	for {
-		t.SyncAll(ctx, false)
+		t.SyncAll(ctx, t.force.Swap(false))
 		select {
 		case <-t.stop:
 			return
@@ -337,6 +378,14 @@ func (t *Tierer) putManifest(ctx context.Context, m *Manifest) error {
 	key := ManifestKey(t.cfg.Prefix, m.Topic, m.Partition)
 	if err := t.store.Put(ctx, key, bytesReader(data), int64(len(data))); err != nil {
 		return fmt.Errorf("write manifest %s: %w", key, err)
+	}
+	path := t.localManifestPath(m.Topic, m.Partition)
+	err := os.MkdirAll(filepath.Dir(path), 0o755)
+	if err == nil {
+		err = atomicfile.WriteFile(path, data, 0o644)
+	}
+	if err != nil {
+		t.log.Warn("keep a local copy of the manifest", "file", path, "err", err)
 	}
 	return nil
 }

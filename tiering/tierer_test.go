@@ -109,7 +109,8 @@ func (tl *tieredLog) readFrom(offset int64) []byte {
 		if errors.Is(err, commitlog.ErrOffsetOutOfRange) {
 			rr, err = tl.tier.Read(context.Background(), "t", 0, offset, 1500, true)
 			if err == nil && rr.Bytes == 0 {
-				tl.t.Fatalf("remote read at %d (remote %d..) returned nothing below the local start %d", offset, tl.tier.RemoteStart("t", 0), tl.l.LogStartOffset())
+				rs, _ := tl.tier.RemoteStart("t", 0)
+				tl.t.Fatalf("remote read at %d (remote %d..) returned nothing below the local start %d", offset, rs, tl.l.LogStartOffset())
 			}
 		}
 		if err != nil {

@@ -152,7 +152,7 @@ func (s *Server) readPartition(pp *fetchPlanPart, pr *fetchPartResult, limit int
 		rr, err = s.readRemote(remote, pp, rr, max(limit, 0), minOne)
 	}
 	if remote := s.opts.Remote; remote != nil && err == nil {
-		if rs := remote.RemoteStart(pp.log.Topic(), pp.partition); rs >= 0 && rs < rr.LogStartOffset {
+		if rs, rerr := remote.RemoteStart(pp.log.Topic(), pp.partition); rerr == nil && rs >= 0 && rs < rr.LogStartOffset {
 			rr.LogStartOffset = rs // the partition starts in object storage
 		}
 	}
@@ -175,7 +175,10 @@ func (s *Server) readPartition(pp *fetchPlanPart, pr *fetchPartResult, limit int
 // are answered with what follows them, as a compacted log's gaps are.
 func (s *Server) readRemote(remote RemoteLog, pp *fetchPlanPart, local commitlog.ReadResult, limit int64, minOne bool) (commitlog.ReadResult, error) {
 	topic := pp.log.Topic()
-	rs := remote.RemoteStart(topic, pp.partition)
+	rs, err := remote.RemoteStart(topic, pp.partition)
+	if err != nil {
+		return local, err
+	}
 	if rs < 0 || pp.offset < rs {
 		return local, fmt.Errorf("fetch %s-%d at %d (earliest %d): %w", topic, pp.partition, pp.offset, min(max(rs, 0), local.LogStartOffset), commitlog.ErrOffsetOutOfRange)
 	}

@@ -73,7 +73,12 @@ func (s *Server) listOffset(l *commitlog.Log, ts int64, version int16, p *kmsg.L
 	case ts == listEarliest:
 		p.Offset = l.LogStartOffset()
 		if remote != nil {
-			if rs := remote.RemoteStart(l.Topic(), l.Partition()); rs >= 0 && rs < p.Offset {
+			rs, err := remote.RemoteStart(l.Topic(), l.Partition())
+			if err != nil {
+				p.Offset, p.LeaderEpoch, p.ErrorCode = -1, -1, errorCode(err)
+				return
+			}
+			if rs >= 0 && rs < p.Offset {
 				p.Offset = rs
 			}
 		}
@@ -81,6 +86,10 @@ func (s *Server) listOffset(l *commitlog.Log, ts int64, version int16, p *kmsg.L
 		p.Offset = l.LogStartOffset()
 	case ts == listLatestTiered && version >= 9:
 		if remote != nil {
+			if _, err := remote.RemoteStart(l.Topic(), l.Partition()); err != nil {
+				p.Offset, p.LeaderEpoch, p.ErrorCode = -1, -1, errorCode(err)
+				return
+			}
 			p.Offset = remote.RemoteLastOffset(l.Topic(), l.Partition())
 		}
 	case ts == listLatest:
@@ -112,7 +121,13 @@ func (s *Server) listOffset(l *commitlog.Log, ts int64, version int16, p *kmsg.L
 // match, and reports whether it did (or failed, with the error set in p).
 func (s *Server) remoteOffsetForTimestamp(l *commitlog.Log, ts int64, p *kmsg.ListOffsetsResponseTopicPartition) bool {
 	remote := s.opts.Remote
-	if remote == nil || ts < 0 || remote.RemoteStart(l.Topic(), l.Partition()) < 0 {
+	if remote == nil || ts < 0 {
+		return false
+	}
+	if rs, err := remote.RemoteStart(l.Topic(), l.Partition()); err != nil {
+		p.ErrorCode, p.LeaderEpoch = errorCode(err), -1
+		return true
+	} else if rs < 0 {
 		return false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), remoteReadTimeout)

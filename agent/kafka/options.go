@@ -32,8 +32,9 @@ type Options struct {
 
 // RemoteLog is what the server needs of tiered storage (tiering.Tierer implements it).
 type RemoteLog interface {
-	// RemoteStart is the first offset in object storage, or -1 when there is none.
-	RemoteStart(topic string, partition int32) int64
+	// RemoteStart is the first offset in object storage, or -1 when there is none; an error
+	// (wrapping commitlog.ErrStorage) when it is not known yet.
+	RemoteStart(topic string, partition int32) (int64, error)
 	// RemoteLastOffset is the last offset in object storage, or -1.
 	RemoteLastOffset(topic string, partition int32) int64
 	// Read returns whole batches at or after offset from object storage (empty: nothing
