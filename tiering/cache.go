@@ -145,6 +145,23 @@ func (c *chunkCache) removeLocked(key string) {
 	os.Remove(e.path)
 }
 
+// has reports whether key is cached.
+func (c *chunkCache) has(key string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.entries[key]
+	return ok
+}
+
+// hasOrLoading reports whether key is cached or being loaded.
+func (c *chunkCache) hasOrLoading(key string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.entries[key]
+	_, loading := c.loading[key]
+	return ok || loading
+}
+
 // bytes is the cache's current size.
 func (c *chunkCache) bytes() int64 {
 	c.mu.Lock()

@@ -58,6 +58,10 @@ func (t *Tierer) Read(ctx context.Context, topic string, partition int32, offset
 	}
 	seg := m.Segments[i]
 	rs := t.openSegment(ctx, topic, partition, seg)
+	if i+1 < len(m.Segments) {
+		rs.next = &remoteSegment{t: t, meta: m.Segments[i+1], chunk: rs.chunk,
+			key: m.Segments[i+1].Key(t.cfg.Prefix, topic, partition, ".log")}
+	}
 	res, err := rs.read(offset, maxBytes, minOne)
 	if err != nil {
 		rs.release()
@@ -80,6 +84,7 @@ type remoteSegment struct {
 	tixKey string
 	chunk  int64
 	files  map[int64]*os.File
+	next   *remoteSegment // the following segment, for read-ahead across the boundary
 }
 
 func (t *Tierer) openSegment(ctx context.Context, topic string, partition int32, seg SegmentMeta) *remoteSegment {
@@ -241,12 +246,18 @@ func (r *remoteSegment) read(offset, maxBytes int64, minOne bool) (commitlog.Rea
 	}
 	stop := start
 	for stop < r.meta.Size {
+		if stop > start && !r.cached(stop, min(stop+batch.HeaderSize, r.meta.Size)) {
+			break // answer with what is at hand; read-ahead is fetching the rest
+		}
 		h, err := r.header(stop)
 		if err != nil {
 			return commitlog.ReadResult{}, err
 		}
 		next := stop + int64(h.Size())
 		if next-start > maxBytes && !(stop == start && minOne) {
+			break
+		}
+		if stop > start && !r.cached(stop, next) {
 			break
 		}
 		stop = next
@@ -267,8 +278,40 @@ func (r *remoteSegment) read(offset, maxBytes int64, minOne bool) (commitlog.Rea
 		ranges = append(ranges, commitlog.FileRange{File: f, Pos: in, Len: n})
 		p += n
 	}
-	r.prefetch((stop-1)/r.chunk + 1)
+	r.readAhead((stop-1)/r.chunk + 1)
 	return commitlog.RangesResult(ranges, r.release), nil
+}
+
+// readAheadChunks is how many chunks after a read are fetched in the background, into the
+// next segment when the read ends near its segment's end.
+const readAheadChunks = 4
+
+// cached reports whether the bytes [from, to) are in chunks this read holds or the cache has.
+func (r *remoteSegment) cached(from, to int64) bool {
+	for c := from / r.chunk; c*r.chunk < to; c++ {
+		if _, ok := r.files[c]; ok {
+			continue
+		}
+		if !r.t.cache.has(fmt.Sprintf("%s#%d", r.key, c)) {
+			return false
+		}
+	}
+	return true
+}
+
+// readAhead starts background loads of the readAheadChunks chunks from chunk c on.
+func (r *remoteSegment) readAhead(c int64) {
+	seg := r
+	for n := 0; n < readAheadChunks && seg != nil; n++ {
+		if c*seg.chunk >= seg.meta.Size {
+			seg, c = seg.next, 0
+			if seg == nil {
+				return
+			}
+		}
+		seg.prefetch(c)
+		c++
+	}
 }
 
 // prefetch loads chunk c in the background if the segment has it, so a consumer reading on
@@ -278,8 +321,17 @@ func (r *remoteSegment) prefetch(c int64) {
 		return
 	}
 	key := fmt.Sprintf("%s#%d", r.key, c)
+	if r.t.cache.hasOrLoading(key) {
+		return
+	}
+	select {
+	case r.t.prefetchSlots <- struct{}{}:
+	default:
+		return // enough loads in flight
+	}
 	load := (&remoteSegment{t: r.t, key: r.key, meta: r.meta, chunk: r.chunk}).loader(c)
 	go func() {
+		defer func() { <-r.t.prefetchSlots }()
 		f, _, err := r.t.cache.open(key, load)
 		if err == nil {
 			f.Close()

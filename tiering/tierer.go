@@ -88,6 +88,8 @@ type Tierer struct {
 	mu    sync.Mutex
 	parts map[partKey]*partState
 
+	prefetchSlots chan struct{} // bounds background chunk loads
+
 	kick  chan struct{}
 	force atomic.Bool // the next sync ignores back-offs (Kick)
 	stop  chan struct{}
@@ -127,7 +129,8 @@ func New(store ObjectStore, logs *commitlog.Store, cfg Config) (*Tierer, error) 
 	}
 	t := &Tierer{store: store, logs: logs, cfg: cfg, log: cfg.Logger.With("component", "tiering"), cache: cache,
 		idx: newIndexCache(16 << 20), parts: map[partKey]*partState{},
-		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
+		prefetchSlots: make(chan struct{}, 3)}
 	return t, nil
 }
 
