@@ -126,6 +126,9 @@ func NewFSStore(dir string) (*FSStore, error) {
 // Root returns the absolute directory the store keeps its objects in.
 func (s *FSStore) Root() string { return s.root }
 
+// ID names the store: its root directory.
+func (s *FSStore) ID() string { return "file://" + s.root }
+
 func (s *FSStore) path(key string) string {
 	return filepath.Join(s.root, filepath.FromSlash(key))
 }

@@ -138,6 +138,9 @@ type S3Store struct {
 
 var _ ObjectStore = (*S3Store)(nil)
 
+// ID names the bucket: endpoint and bucket.
+func (s *S3Store) ID() string { return s.endpoint + "/" + s.bucket }
+
 // NewS3Store validates cfg and returns a store for its bucket. It does not contact the
 // service; CheckBucket does.
 func NewS3Store(cfg S3Config) (*S3Store, error) {

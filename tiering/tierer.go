@@ -2,6 +2,7 @@ package tiering
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -168,9 +169,16 @@ func (t *Tierer) preload() {
 	}
 }
 
-// localManifestPath is where the last manifest uploaded for a partition is copied.
+// localManifestPath is where the last manifest uploaded for a partition is copied: under a
+// name for the bucket and prefix, so pointing the agent at another bucket or prefix never
+// takes an old copy for the new place's state.
 func (t *Tierer) localManifestPath(topic string, partition int32) string {
-	return filepath.Join(t.cfg.CacheDir, "manifests", topic, strconv.Itoa(int(partition)), manifest.Name)
+	id := t.cfg.Prefix
+	if s, ok := t.store.(interface{ ID() string }); ok {
+		id = s.ID() + "\x00" + id
+	}
+	sum := sha256.Sum256([]byte(id))
+	return filepath.Join(t.cfg.CacheDir, "manifests", hex.EncodeToString(sum[:8]), topic, strconv.Itoa(int(partition)), manifest.Name)
 }
 
 // Close stops the loop, waiting for an upload in flight to finish or fail.

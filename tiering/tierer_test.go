@@ -210,3 +210,27 @@ func TestRemoteRetentionAndOrphans(t *testing.T) {
 		t.Fatalf("leftover object still there: %v", err)
 	}
 }
+
+// A local manifest copy belongs to its bucket and prefix: an agent pointed at a new prefix
+// uploads everything there instead of trusting the old prefix's copy.
+func TestNewPrefixUploadsEverything(t *testing.T) {
+	tl := newTieredLog(t, nil)
+	tl.produce(100, time.Now().UnixMilli())
+	tl.sync()
+	before := len(tl.tier.lookup("t", 0).Segments)
+	tier, err := New(tl.store, tl.logs, Config{Prefix: "elsewhere", CacheDir: filepath.Join(tl.dir, "cache"), ChunkBytes: 1024, CacheBytes: 8192})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tier.preload()
+	if err := tier.SyncAll(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+	if m := tier.lookup("t", 0); m == nil || len(m.Segments) != before {
+		t.Fatalf("new prefix got %v segments, want the %d of the old one", m, before)
+	}
+	objs, err := tl.store.List(context.Background(), "elsewhere/t/0/")
+	if err != nil || len(objs) != 3*before+1 {
+		t.Fatalf("%d objects under the new prefix (%v), want %d", len(objs), err, 3*before+1)
+	}
+}
