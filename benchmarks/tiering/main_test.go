@@ -1,0 +1,179 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// requireTool skips the test when a needed program is missing, unless CI is set: there it is
+// an error (the CI script builds MinIO).
+func requireTool(t *testing.T, find func() error) {
+	t.Helper()
+	if err := find(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("CI is set and %v", err)
+		}
+		t.Skipf("skipping: %v", err)
+	}
+}
+
+// TestSmoke runs the whole program on 12 MiB (5 MiB segments: two chunks each) against a real
+// MinIO and a real agent, and checks the tables and the JSON: every record read back through
+// the agent byte for byte, every byte uploaded. It asserts nothing about speed.
+func TestSmoke(t *testing.T) {
+	if _, err := findMinio(""); err != nil && !errors.Is(err, errNoMinio) {
+		t.Fatal(err) // SAMSA_MINIO_BIN names a missing file
+	}
+	requireTool(t, func() error { _, err := findMinio(""); return err })
+	requireTool(t, func() error { _, err := exec.LookPath("go"); return err })
+	work := t.TempDir()
+	jsonPath := filepath.Join(t.TempDir(), "results.json")
+	var stdout, stderr bytes.Buffer
+	args := []string{"-bytes", "12MiB", "-segment-bytes", "5MiB", "-rounds", "1", "-dir", work, "-json", jsonPath}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := run(ctx, args, &stdout, &stderr); err != nil {
+		t.Fatalf("run: %v\nstderr:\n%s", err, stderr.String())
+	}
+	out := stdout.String()
+	for _, want := range []string{
+		"| operation (median of 1 round) | samsa | ceiling | samsa ÷ ceiling | target | met? |",
+		"| upload, MB/s |", "(PutObject loop + the agent's manifest PUT after each segment)", "| cold read, one franz-go consumer, MB/s |", "(GetObject loop, 4MiB ranges)",
+		"| cold read, bare Fetch requests (no record decoding), MB/s |", "| read again from a warm chunk cache (no GETs)",
+		"| read from the agent's local segments, one franz-go consumer", "| 1 | samsa cold, raw Fetch |", "Targets met: ",
+		"- Log: one partition of a remote.storage.enable topic, segment.bytes 5MiB; 12,288 records of 1KiB",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "NaN") || strings.Contains(out, "Inf") {
+		t.Errorf("output has NaN or Inf:\n%s", out)
+	}
+	if ents, err := os.ReadDir(work); err != nil || len(ents) != 0 {
+		t.Errorf("the work directory was not removed: %v %v", ents, err)
+	}
+	checkJSON(t, jsonPath)
+}
+
+func checkJSON(t *testing.T, path string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r report
+	if err := json.Unmarshal(data, &r); err != nil {
+		t.Fatalf("bad JSON: %v", err)
+	}
+	const records = 12 << 10
+	l := r.Log
+	if l.Records != records || l.Segments != 3 || l.LogBytes < 12<<20 || l.LogBytes > 13<<20 || l.IndexBytes == 0 ||
+		l.UploadBytes != l.LogBytes+l.IndexBytes+l.TimeIndexBytes {
+		t.Errorf("log: %+v, want 12,288 records in 3 segments of about 12 MiB", l)
+	}
+	if lr := r.LocalRead; !lr.Verified || lr.Records != records || lr.LastOffset != records-1 || !(lr.MBPerSec > 0) {
+		t.Errorf("local read: %+v", lr)
+	}
+	if len(r.Upload) != 1 || len(r.Read) != 1 {
+		t.Fatalf("%d upload and %d read rounds, want 1 and 1", len(r.Upload), len(r.Read))
+	}
+	u := r.Upload[0]
+	if s := u.Samsa; s.Bytes != l.UploadBytes || s.Segments != int64(l.Segments) || s.Errors != 0 || !s.ManifestChecked ||
+		!(s.MBPerSec > 0) || !(s.PutSeconds > 0) || s.PutSeconds > s.Seconds || !strings.HasPrefix(s.Timing, "agent log") {
+		t.Errorf("samsa upload: %+v", s)
+	}
+	if c := u.Ceiling; c.Bytes != l.UploadBytes || c.Requests != 3*l.Segments || !(c.MBPerSec > 0) {
+		t.Errorf("ceiling upload: %+v", c)
+	}
+	if c := u.CeilingManifests; c.Bytes != l.UploadBytes || c.Requests != 4*l.Segments || !(c.MBPerSec > 0) {
+		t.Errorf("ceiling upload with manifests: %+v", c)
+	}
+	x := r.Read[0]
+	for name, s := range map[string]readRun{"franz-go": x.Samsa, "raw Fetch": x.Raw} {
+		if !s.Verified || s.Records != records || s.LastOffset != records-1 || s.BatchBytes < l.LogBytes || !(s.MBPerSec > 0) ||
+			s.CacheMisses < 1 || s.RemoteGetBytes != l.LogBytes || s.RemoteReads == 0 || s.RemoteReadErrors != 0 {
+			t.Errorf("samsa cold read (%s): %+v", name, s)
+		}
+	}
+	if w := x.Samsa.Warm; w == nil || !w.Verified || w.Records != records {
+		t.Errorf("warm read: %+v", w)
+	}
+	if x.Whole.Bytes != l.LogBytes || x.Whole.Requests != l.Segments || x.Ranged.Bytes != l.LogBytes || x.Ranged.Requests != 2*l.Segments-1 {
+		t.Errorf("ceiling reads: whole %+v, ranged %+v", x.Whole, x.Ranged)
+	}
+	if s := r.Summary; !(s.UploadRatio > 0) || !(s.ReadRatio > 0) || !(s.ReadRawRatio > 0) {
+		t.Errorf("summary: %+v", s)
+	}
+	if r.Meta.NProc == 0 || r.Meta.Command == "" || r.Options["segment_bytes"] != "5MiB" {
+		t.Errorf("meta/options incomplete: %+v %+v", r.Meta, r.Options)
+	}
+}
+
+func TestFlags(t *testing.T) {
+	o, err := parseFlags([]string{"-bytes", "1GiB", "-record-size", "100", "-segment-bytes", "64MiB", "-rounds", "5"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.bytes != 1<<30 || o.recordSize != 100 || o.segmentBytes != 64<<20 || o.rounds != 5 || o.fetchMax != 8<<20 {
+		t.Errorf("parsed %+v", o)
+	}
+	for _, bad := range [][]string{{"-bytes", "1TB"}, {"-record-size", "8KiB"}, {"-rounds", "0"}, {"-segment-bytes", "1KiB"},
+		{"-bytes", "10", "-record-size", "1KiB"}, {"extra"}} {
+		if _, err := parseFlags(bad, io.Discard); err == nil {
+			t.Errorf("parseFlags(%q) accepted", bad)
+		}
+	}
+}
+
+// TestValues checks that values are defined by their offset and that neighbours differ.
+func TestValues(t *testing.T) {
+	g, g2 := newValueGen(1024, 7), newValueGen(1024, 7)
+	for i := range int64(1000) {
+		v := g.value(i)
+		if len(v) != 1024 || cap(v) != 1024 || !bytes.Equal(v, g2.value(i)) {
+			t.Fatalf("value(%d): %d bytes (cap %d), equal to another generator's: %v", i, len(v), cap(v), bytes.Equal(v, g2.value(i)))
+		}
+		if bytes.Equal(v, g.value(i+1)) || bytes.Equal(v[:8], g.value(i + 1)[:8]) {
+			t.Fatalf("value(%d) and value(%d) are alike", i, i+1)
+		}
+	}
+	if bytes.Equal(g.value(0), newValueGen(1024, 8).value(0)) {
+		t.Error("the seed does not change the values")
+	}
+}
+
+// TestMinioMissing checks that a missing binary named by -minio is an error.
+func TestMinioMissing(t *testing.T) {
+	if _, err := findMinio(filepath.Join(t.TempDir(), "no-minio")); err == nil || errors.Is(err, errNoMinio) {
+		t.Errorf("findMinio of a missing file: %v", err)
+	}
+}
+
+// TestUploadTiming checks the split of an upload's time from the agent's log lines.
+func TestUploadTiming(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
+	events := []uploadEvent{{At: ms(150), Took: 100 * time.Millisecond}, {At: ms(300), Took: 120 * time.Millisecond}}
+	u := uploadRun{Bytes: 2e6}
+	u.timing(t0, ms(20), ms(310), events, 2)
+	near := func(a, b float64) bool { return a-b < 1e-9 && b-a < 1e-9 }
+	if !near(u.Seconds, 0.28) || !near(u.BeforeFirstPut, 0.03) || !near(u.PutSeconds, 0.22) || !near(u.BetweenSegments, 0.03) ||
+		!near(u.StartupToTieringOn, 0.02) || !near(u.SpawnToDone, 0.31) || !near(u.MBPerSec, 2/0.28) {
+		t.Errorf("timing: %+v", u)
+	}
+	u = uploadRun{Bytes: 2e6}
+	u.timing(t0, time.Time{}, ms(500), events[:1], 2) // log lines missing: process start to the poll
+	if !near(u.Seconds, 0.5) || !strings.HasPrefix(u.Timing, "process start") {
+		t.Errorf("timing without log lines: %+v", u)
+	}
+}
