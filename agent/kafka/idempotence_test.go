@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -256,6 +257,9 @@ func copyDataDir(t *testing.T, src string) string {
 			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
 		}
 		data, err := os.ReadFile(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // renamed or removed since the listing (a snapshot's temp file): not in the image
+		}
 		if err != nil {
 			return err
 		}
