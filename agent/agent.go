@@ -16,7 +16,10 @@ import (
 	"github.com/samsa-io/samsa/agent/commitlog"
 	"github.com/samsa-io/samsa/agent/diskguard"
 	"github.com/samsa-io/samsa/agent/groups"
+	"github.com/samsa-io/samsa/agent/hostmetrics"
 	"github.com/samsa-io/samsa/agent/kafka"
+	"github.com/samsa-io/samsa/agent/membudget"
+	"github.com/samsa-io/samsa/ingest/mqtt"
 	"github.com/samsa-io/samsa/tiering"
 )
 
@@ -29,6 +32,12 @@ type Agent struct {
 	groups *groups.Coordinator
 	kafka  *kafka.Server
 	tierer *tiering.Tierer // nil unless tiering.endpoint is set
+
+	bridges []*mqtt.Bridge // mqtt: (mqtt.go); set before ready, then never changed
+
+	budget  *membudget.Budget      // memory: (edge.go)
+	host    *hostmetrics.Collector // host_metrics: (edge.go)
+	hostPub *hostmetrics.Publisher // nil unless host_metrics.interval is set
 
 	bgStop context.CancelFunc // stops the background watchers (bucket, disk pressure)
 	bg     sync.WaitGroup
@@ -56,6 +65,9 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 // agent is ready to serve (GET /healthz answers 200 from then on).
 func (a *Agent) Start() error {
 	a.started = time.Now()
+	if err := a.prepareEdge(); err != nil {
+		return err
+	}
 	mode, err := commitlog.ParseFsyncMode(a.cfg.Fsync)
 	if err != nil {
 		return fmt.Errorf("config key \"fsync\": %w", err)
@@ -90,6 +102,7 @@ func (a *Agent) Start() error {
 	}
 	a.store = store
 	fail := func(err error) error {
+		a.stopMQTT()
 		a.httpSrv.Close()
 		if a.groups != nil {
 			a.groups.Close()
@@ -106,6 +119,14 @@ func (a *Agent) Start() error {
 		return fail(err)
 	}
 	if err := a.startKafka(); err != nil {
+		return fail(err)
+	}
+	if err := a.startMQTT(); err != nil {
+		a.kafka.Shutdown(context.Background())
+		return fail(err)
+	}
+	if err := a.startEdge(); err != nil {
+		a.kafka.Shutdown(context.Background())
 		return fail(err)
 	}
 	a.ready.Store(true)
@@ -353,6 +374,7 @@ func (a *Agent) startKafka() error {
 		MaxConnections:    a.cfg.MaxConnections,
 		Groups:            a.groups,
 		Remote:            remote,
+		Throttle:          a.kafkaThrottle(),
 		Logger:            a.log.With("component", "kafka"),
 	})
 	if err != nil {
@@ -407,6 +429,7 @@ func (a *Agent) Store() *commitlog.Store { return a.store }
 func (a *Agent) Shutdown(ctx context.Context) error {
 	a.ready.Store(false)
 	a.log.Info("samsa agent shutting down")
+	a.stopMQTT() // before the store and the group coordinator close
 	var errs []error
 	if a.kafka != nil {
 		if err := a.kafka.Shutdown(ctx); err != nil {
@@ -417,6 +440,7 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 		a.groups.Close()
 	}
 	a.stopTiering()
+	a.stopEdge()
 	if a.store != nil {
 		if err := a.store.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("commit log: %w", err))

@@ -96,6 +96,17 @@ type Config struct {
 	// Tiering uploads closed segments of remote.storage.enable topics to S3/MinIO (the YAML
 	// block tiering:, see TieringConfig). Off unless tiering.endpoint is set.
 	Tiering TieringConfig `yaml:"tiering"`
+
+	// Memory is the memory budget (the YAML block memory:, see MemoryConfig). Off unless
+	// memory.max_bytes is set.
+	Memory MemoryConfig `yaml:"memory"`
+	// HostMetrics reports the device's health (the YAML block host_metrics:, see
+	// HostMetricsConfig).
+	HostMetrics HostMetricsConfig `yaml:"host_metrics"`
+
+	// MQTT bridges MQTT brokers and topics (the YAML block mqtt:, see MQTTConfig; YAML only,
+	// no environment variable). No bridges by default.
+	MQTT MQTTConfig `yaml:"mqtt"`
 }
 
 // EnvPrefix starts every environment variable that overrides a config key.
@@ -145,6 +156,8 @@ func DefaultConfig() Config {
 		Cleaner:                defaultCleanerConfig(),
 		RetentionCheckInterval: Duration(defaultRetentionCheck),
 		Tiering:                defaultTieringConfig(),
+		Memory:                 defaultMemoryConfig(),
+		HostMetrics:            defaultHostMetricsConfig(),
 	}
 }
 
@@ -165,6 +178,9 @@ func (c Config) Validate() error {
 		}
 	}
 	if err := c.validateGroups(); err != nil {
+		return err
+	}
+	if err := c.validateMQTT(); err != nil {
 		return err
 	}
 	return c.validateTiering()
@@ -466,7 +482,7 @@ var fields = slices.Concat([]field{
 	enumField("log_level", func(c *Config) *string { return &c.LogLevel }, "debug", "info", "warn", "error"),
 	enumField("log_format", func(c *Config) *string { return &c.LogFormat }, "text", "json"),
 	topicDefaultsField("topic_defaults", func(c *Config) *map[string]string { return &c.TopicDefaults }),
-}, groupFields, diskFields, tieringFields)
+}, groupFields, diskFields, tieringFields, memoryFields, hostMetricsFields, mqttFields)
 
 // invalid is the error for a bad value of f.
 func (f *field) invalid(value string) error {

@@ -52,6 +52,8 @@ func TestDefaultConfig(t *testing.T) {
 		Cleaner:                CleanerConfig{DedupeBufferBytes: 16 << 20, Backoff: Duration(15 * time.Second)},
 		RetentionCheckInterval: Duration(30 * time.Second),
 		Tiering:                TieringConfig{CacheBytes: 256 << 20},
+		Memory:                 MemoryConfig{ThrottlePercent: 90},
+		HostMetrics:            HostMetricsConfig{Topic: "_samsa.host"},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("DefaultConfig() = %+v, want %+v", c, want)
@@ -140,6 +142,8 @@ offsets_retention: 24h
 		Cleaner:                defaultCleanerConfig(),
 		RetentionCheckInterval: Duration(30 * time.Second),
 		Tiering:                defaultTieringConfig(),
+		Memory:                 defaultMemoryConfig(),
+		HostMetrics:            defaultHostMetricsConfig(),
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got  %+v\nwant %+v", got, want)

@@ -47,6 +47,8 @@ func (a *Agent) handleMetrics(w http.ResponseWriter, _ *http.Request) {
 			a.tierer.WriteMetrics(bw)
 		}
 	}
+	a.writeEdgeMetrics(bw, a.ready.Load())
+	a.writeMQTTMetrics(bw)
 }
 
 // TierStatusResponse is the body of GET /v1/tier/status.

@@ -202,6 +202,9 @@ func (c *conn) readLoop() {
 			c.closeFor(err, req.key, req.version)
 			return
 		}
+		if req.throttle > 0 && !c.mute(req.throttle) {
+			return
+		}
 	}
 }
 

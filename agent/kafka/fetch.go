@@ -46,6 +46,7 @@ type fetchPlan struct {
 	version  int16
 	corrID   int32
 	errCode  int16 // top-level
+	throttle int32 // throttle_time_ms (throttle.go)
 	maxBytes int64
 	minBytes int64
 	topics   []fetchPlanTopic
@@ -69,6 +70,8 @@ type fetchPlanPart struct {
 // the request into a long poll completed from its own goroutine.
 func (s *Server) handleFetch(c *conn, r *request, req *kmsg.FetchRequest) *reply {
 	plan := s.planFetch(r, req)
+	plan.throttle = s.throttleMillis()
+	r.throttle = plan.throttle
 	changed := s.changedFor(plan) // before reading, so no append can slip between
 	res, n, failed := s.readFetch(plan)
 	if failed || n >= plan.minBytes || req.MaxWaitMillis <= 0 || len(plan.topics) == 0 || s.isDraining() {
@@ -257,7 +260,7 @@ func (s *Server) fetchResponse(plan *fetchPlan, res []fetchTopicResult) *fetchOu
 			s.m.errorCode(1, p.errCode)
 		}
 	}
-	return encodeFetch(plan.version, plan.corrID, plan.errCode, res)
+	return encodeFetch(plan.version, plan.corrID, plan.throttle, plan.errCode, res)
 }
 
 // releaseFetch releases the reads of a result that will not be sent.

@@ -65,7 +65,7 @@ type fetchOut struct {
 }
 
 // encodeFetch encodes a Fetch response of version (4-16) for corrID.
-func encodeFetch(version int16, corrID int32, errCode int16, topics []fetchTopicResult) *fetchOut {
+func encodeFetch(version int16, corrID, throttleMs int32, errCode int16, topics []fetchTopicResult) *fetchOut {
 	flex := version >= 12
 	nparts := 0
 	for _, t := range topics {
@@ -77,7 +77,7 @@ func encodeFetch(version int16, corrID int32, errCode int16, topics []fetchTopic
 	if flex {
 		b = append(b, 0) // response header tags
 	}
-	b = appendInt32(b, 0) // throttle_time_ms
+	b = appendInt32(b, throttleMs)
 	if version >= 7 {
 		b = appendInt16(b, errCode)
 		b = appendInt32(b, 0) // session_id: sessionless

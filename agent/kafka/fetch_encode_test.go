@@ -99,9 +99,9 @@ func TestEncodeFetchAllVersions(t *testing.T) {
 			if version >= 7 {
 				topErr = kerr.FetchSessionIDNotFound.Code
 			}
-			out := encodeFetch(version, 0x01020304, topErr, topics)
+			out := encodeFetch(version, 0x01020304, int32(version)*7, topErr, topics)
 			resp, body := decodeFetchWire(t, version, out)
-			if resp.ErrorCode != topErr || resp.SessionID != 0 || resp.ThrottleMillis != 0 {
+			if resp.ErrorCode != topErr || resp.SessionID != 0 || resp.ThrottleMillis != int32(version)*7 {
 				t.Fatalf("top level: error %d session %d throttle %d", resp.ErrorCode, resp.SessionID, resp.ThrottleMillis)
 			}
 			if len(resp.Topics) != len(parts) {

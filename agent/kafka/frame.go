@@ -41,6 +41,7 @@ type request struct {
 	size     int          // bytes on the wire, size prefix included
 	frame    []byte       // the frame (pooled); request fields may alias it
 	msg      kmsg.Request // nil only for an ApiVersions request newer than we speak
+	throttle int32        // set by a handler: mute the connection this many ms (throttle.go)
 }
 
 // frameError is a request the server cannot answer: the connection is closed.

@@ -186,6 +186,7 @@ func (s *Server) WriteMetrics(w io.Writer) {
 	p("samsa_kafka_fetch_sendfile_bytes_total %d\n", SendfileBytes())
 	p("# HELP samsa_kafka_fetch_copied_bytes_total Fetch record bytes copied through user space (process-wide).\n# TYPE samsa_kafka_fetch_copied_bytes_total counter\n")
 	p("samsa_kafka_fetch_copied_bytes_total %d\n", CopiedRecordBytes())
+	s.writeThrottleMetrics(w)
 }
 
 type errCount struct {

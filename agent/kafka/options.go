@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/samsa-io/samsa/agent/commitlog"
 	"github.com/samsa-io/samsa/agent/groups"
@@ -28,6 +29,10 @@ type Options struct {
 	// Remote serves offsets of remote.storage.enable topics that object storage holds below
 	// the local log start; nil: everything is local.
 	Remote RemoteLog
+	// Throttle, when set, is asked for every Produce and Fetch request how long the client
+	// must wait before its next request (0: not at all); see throttle.go. The agent's memory
+	// budget answers it.
+	Throttle func() time.Duration
 }
 
 // RemoteLog is what the server needs of tiered storage (tiering.Tierer implements it).

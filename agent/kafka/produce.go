@@ -80,6 +80,8 @@ func (s *Server) handleProduce(c *conn, r *request, req *kmsg.ProduceRequest) (*
 		}
 		resp.Topics = append(resp.Topics, t)
 	}
+	resp.ThrottleMillis = s.throttleMillis()
+	r.throttle = resp.ThrottleMillis
 	if req.Acks == 0 {
 		c.s.m.countResponseErrors(resp)
 		if failed > 0 {

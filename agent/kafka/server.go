@@ -26,6 +26,7 @@ type Server struct {
 	store *commitlog.Store
 	log   *slog.Logger
 	m     metrics
+	th    throttleStats
 
 	queued *semaphore.Weighted // bytes of requests in memory, over all connections
 
