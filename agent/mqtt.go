@@ -24,6 +24,18 @@ func (a *Agent) startMQTT() error {
 		o.Store, o.Groups = a.store, a.groups
 		o.AutoCreateTopics, o.DefaultPartitions = a.cfg.AutoCreateTopics, a.cfg.DefaultPartitions
 		o.Logger = a.log
+		if share := a.budget.MQTTBytes(); share > 0 {
+			// memory.max_bytes: the bridges share the MQTT part of the budget.
+			perBridge := max(share/int64(len(a.cfg.MQTT.Bridges)), mqtt.MinInFlightBytes)
+			if o.MaxInFlightBytes == 0 {
+				o.MaxInFlightBytes = mqtt.DefaultMaxInFlightBytes
+			}
+			if o.MaxInFlightBytes > perBridge {
+				a.log.Info("memory budget lowers an MQTT bridge's max_in_flight_bytes", "bridge", o.Name,
+					"configured", o.MaxInFlightBytes, "limit", perBridge)
+				o.MaxInFlightBytes = perBridge
+			}
+		}
 		b, err := mqtt.New(o)
 		if err == nil {
 			err = b.Start()

@@ -310,3 +310,17 @@ func TestMQTTEgressToMosquittoSub(t *testing.T) {
 
 // crashPerTopic is the load of the fault tests: 100 device topics x 300 = 30k messages.
 const crashPerTopic = 300
+
+// TestMQTTBridgeInFlightBytesWithinMemoryBudget: memory.max_bytes lowers the bridges'
+// max_in_flight_bytes to their share of the budget (an eighth, split between the bridges).
+func TestMQTTBridgeInFlightBytesWithinMemoryBudget(t *testing.T) {
+	srv := testmosquitto.Start(t)
+	const budget = 64 << 20
+	a := startAgent(t, t.TempDir(), func(c *agent.Config) {
+		c.Memory.MaxBytes = budget
+		c.MQTT.Bridges = []agent.MQTTBridge{plantBridge(srv.URL)}
+	})
+	if v := mqttMetric(t, a.HTTPAddr(), `samsa_mqtt_in_flight_limit_bytes{bridge="plant"}`); v != budget/8 {
+		t.Fatalf("in-flight limit %d bytes with memory.max_bytes %d, want the MQTT share %d", v, budget, budget/8)
+	}
+}

@@ -142,7 +142,7 @@ const (
 	minBatchBytes       = 1 << 10
 	maxBatchBytes       = 64 << 20
 	maxInFlight         = 65535
-	minInFlightBytes    = 64 << 10
+	MinInFlightBytes    = 64 << 10 // the smallest max_in_flight_bytes accepted
 	maxInFlightBytes    = 1 << 30
 	minKeepAlive        = time.Second
 	maxKeepAlive        = 18 * time.Hour // MQTT's 65535 s
@@ -403,8 +403,8 @@ func (o *Options) checkTuning() error {
 		return fmt.Errorf("max_batch_bytes %d: allowed: %d to %d", o.MaxBatchBytes, minBatchBytes, maxBatchBytes)
 	case o.MaxInFlight < 1 || o.MaxInFlight > maxInFlight:
 		return fmt.Errorf("max_in_flight %d: allowed: 1 to %d", o.MaxInFlight, maxInFlight)
-	case o.MaxInFlightBytes < minInFlightBytes || o.MaxInFlightBytes > maxInFlightBytes:
-		return fmt.Errorf("max_in_flight_bytes %d: allowed: %d to %d", o.MaxInFlightBytes, minInFlightBytes, maxInFlightBytes)
+	case o.MaxInFlightBytes < MinInFlightBytes || o.MaxInFlightBytes > maxInFlightBytes:
+		return fmt.Errorf("max_in_flight_bytes %d: allowed: %d to %d", o.MaxInFlightBytes, MinInFlightBytes, maxInFlightBytes)
 	case o.KeepAlive < minKeepAlive || o.KeepAlive > maxKeepAlive:
 		return fmt.Errorf("keep_alive %s: allowed: %s to %s", o.KeepAlive, minKeepAlive, maxKeepAlive)
 	case o.MaxReconnectInterval < minReconnectBackoff || o.MaxReconnectInterval > maxReconnectBackoff:

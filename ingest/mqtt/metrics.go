@@ -37,11 +37,13 @@ type Stats struct {
 	AppendRetries   int64            // appends refused (disk guard, missing topic) and retried
 	InFlightIn      int64            // messages received and not yet acknowledged
 	InFlightInBytes int64
-	MessagesOut     int64 // records published and acknowledged by the broker
-	InFlightOut     int64 // publishes awaiting the broker's acknowledgement
-	Rewinds         int64 // publishes redone after a failure
-	SkippedOut      int64 // records retention deleted before they were published
-	Lag             int64 // egress: records below the high watermark not yet acknowledged
+	// InFlightLimitBytes is max_in_flight_bytes (memory.max_bytes may have lowered it).
+	InFlightLimitBytes int64
+	MessagesOut        int64 // records published and acknowledged by the broker
+	InFlightOut        int64 // publishes awaiting the broker's acknowledgement
+	Rewinds            int64 // publishes redone after a failure
+	SkippedOut         int64 // records retention deleted before they were published
+	Lag                int64 // egress: records below the high watermark not yet acknowledged
 }
 
 // Stats returns the bridge's counters and gauges now.
@@ -62,6 +64,7 @@ func (b *Bridge) Stats() Stats {
 		Dropped:         map[string]int64{},
 	}
 	s.InFlightIn, s.InFlightInBytes = b.ingest.lim.inFlight()
+	s.InFlightLimitBytes = b.opts.MaxInFlightBytes
 	for r := dropNoRule; r < numDropReasons; r++ {
 		if n := m.dropped[r].Load(); n > 0 {
 			s.Dropped[dropNames[r]] = n
@@ -110,6 +113,8 @@ func WriteMetrics(w io.Writer, bridges []*Bridge) {
 		func(s *Stats) int64 { return s.InFlightIn })
 	family("samsa_mqtt_in_flight_bytes", "gauge", "Payload bytes of the MQTT messages in flight.",
 		func(s *Stats) int64 { return s.InFlightInBytes })
+	family("samsa_mqtt_in_flight_limit_bytes", "gauge", "max_in_flight_bytes: the payload bytes the bridge holds before it stops reading (memory.max_bytes may lower it).",
+		func(s *Stats) int64 { return s.InFlightLimitBytes })
 	family("samsa_mqtt_messages_out_total", "counter", "Records published to MQTT and acknowledged by the broker.",
 		func(s *Stats) int64 { return s.MessagesOut })
 	family("samsa_mqtt_out_in_flight_messages", "gauge", "Records published to MQTT awaiting the broker's acknowledgement.",
