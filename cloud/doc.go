@@ -50,6 +50,13 @@
 //     does (manifest), at the time index's first entry reaching it (index), or at the first
 //     batch after the running maximum of the batches read reaches it.
 //
+// The bytes a query reads are decoded in parallel: each batch's CRC-32C check, decompression
+// and record parsing run in a goroutine of their own, up to 2×Decoders batches ahead, and
+// the batches are applied in order (offset checks, filters, the sink), so the output is that
+// of a serial decoder ([QueryOptions].Decoders; memory holds those batches and their
+// decompressed records). lz4 batches, whose CRC-32C has been checked, are decompressed
+// without the lz4 frame's own xxHash32 checksums (lz4.go).
+//
 // Every record that is read is filtered exactly (offset, timestamp, key), so the indexes only
 // ever save bytes; they never decide what is returned. A batch's MaxTimestamp is trusted to
 // bound its records' timestamps, as the agent's own time index does. An index object that is
@@ -77,4 +84,10 @@
 // # Output
 //
 // See [NewWriter] for the JSON lines, CSV and raw formats.
+//
+// # HTTP
+//
+// [NewServer] serves the catalog, queries (streamed) and per-bucket record counts over HTTP,
+// with a small page charting records per minute; server.go documents the endpoints, status
+// codes and how an error after the first record is signalled.
 package cloud

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -62,6 +63,11 @@ type QueryOptions struct {
 	// ChunkSize is the largest ranged GET, in bytes; memory holds at most Parallel chunks.
 	// Default DefaultChunkSize.
 	ChunkSize int64
+	// Decoders is the number of batches checked and decoded at once, each in a goroutine,
+	// ahead of the goroutine that writes to the sink (records still come out in order);
+	// memory holds up to 2×Decoders decoded batches. 1 decodes in the caller's goroutine
+	// only. Default runtime.GOMAXPROCS(0).
+	Decoders int
 }
 
 // NewQueryOptions returns options that select every record of topic.
@@ -85,8 +91,8 @@ func (o *QueryOptions) validate() error {
 		return fmt.Errorf("%w: limit %d is negative", ErrBadConfig, o.Limit)
 	case o.MaxLateness < 0:
 		return fmt.Errorf("%w: max lateness %s is negative", ErrBadConfig, o.MaxLateness)
-	case o.Parallel < 0 || o.ChunkSize < 0:
-		return fmt.Errorf("%w: parallel %d, chunk size %d", ErrBadConfig, o.Parallel, o.ChunkSize)
+	case o.Parallel < 0 || o.ChunkSize < 0 || o.Decoders < 0:
+		return fmt.Errorf("%w: parallel %d, chunk size %d, decoders %d", ErrBadConfig, o.Parallel, o.ChunkSize, o.Decoders)
 	}
 	for _, p := range o.Partitions {
 		if p < 0 {
@@ -98,6 +104,9 @@ func (o *QueryOptions) validate() error {
 	}
 	if o.ChunkSize == 0 {
 		o.ChunkSize = DefaultChunkSize
+	}
+	if o.Decoders == 0 {
+		o.Decoders = runtime.GOMAXPROCS(0)
 	}
 	o.ChunkSize = max(o.ChunkSize, 64<<10)
 	return nil
@@ -193,6 +202,8 @@ type Query struct {
 	st   queryStats
 	ran  atomic.Bool
 
+	spare []*decodeTask // decode tasks for reuse, used by the goroutine that runs the query
+
 	// Derived bounds, in milliseconds; math.MinInt64 / math.MaxInt64 when open.
 	sinceMs, untilMs int64
 	stopAtMax        int64 // running maximum timestamp at which a partition ends (MaxLateness), MaxInt64: never
@@ -271,13 +282,24 @@ var errStopQuery = errors.New("query complete")
 // after the other, each in offset order. It fails with ErrUnknownTopic, ErrEmptyRange (when
 // the manifests show nothing archived in the range), a *CorruptError (unless SkipCorrupt),
 // the sink's error, or an S3 error. Run may be called once.
-func (q *Query) Run(ctx context.Context, sink Sink) error {
+func (q *Query) Run(ctx context.Context, sink Sink) error { return q.run(ctx, sink, nil) }
+
+// run is Run with a hook: planned, when set, is called once the manifests are read and pruned
+// (Stats has Partitions, ArchivedSegments and EstimatedBytes) and before the first ranged
+// GET; an error from it ends the query and comes back from run as is. The HTTP server uses
+// it to answer with an error status until then, and to bound the work of a query.
+func (q *Query) run(ctx context.Context, sink Sink, planned func() error) error {
 	if !q.ran.CompareAndSwap(false, true) {
 		return fmt.Errorf("%w: a query runs once", ErrBadConfig)
 	}
 	parts, err := q.plan(ctx)
 	if err != nil {
 		return err
+	}
+	if planned != nil {
+		if err := planned(); err != nil {
+			return err
+		}
 	}
 	err = q.scan(ctx, parts, sink)
 	if errors.Is(err, errStopQuery) {

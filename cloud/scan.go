@@ -390,12 +390,8 @@ func (cs *chunkStream) drain() error {
 	return nil
 }
 
-// sinkError carries a sink's error through batch.Records.
-type sinkError struct{ err error }
-
-func (e sinkError) Error() string { return e.err.Error() }
-
-// scanner decodes one segment's byte range: batch framing, checks, records, filters.
+// scanner decodes one segment's byte range: batch framing here, checks and decoding in
+// decodeTasks (see decode.go), then in order the offset checks, filters and the sink.
 type scanner struct {
 	q        *Query
 	job      *segJob
@@ -404,7 +400,8 @@ type scanner struct {
 	runMax   int64 // lower bound of the partition's running maximum timestamp
 	nextOff  int64 // the next batch must start at or after this offset
 	lastGood int64 // last offset of the last good batch, -1 none
-	buf      []byte
+	pending  []*decodeTask
+	hdrs     []batch.RecordHeader // a materialized record's headers, for the sink
 	// loadIndex returns the segment's offset index for a resync, nil when there is none.
 	loadIndex func() offsetIndex
 }
@@ -421,8 +418,11 @@ func (q *Query) newScanner(ctx context.Context, job *segJob, sink Sink) *scanner
 }
 
 // run decodes the job's range from r, which starts at job.start. It returns stop=true when
-// the partition needs no more reading (ToOffset or the MaxLateness bound reached).
+// the partition needs no more reading (ToOffset or the MaxLateness bound reached). Batches
+// are decoded ahead (up to window) and applied in order; before a framing or read error is
+// reported, the batches before it are applied, so records and errors keep their order.
 func (s *scanner) run(r io.Reader) (stop bool, err error) {
+	defer s.dropPending()
 	meta := s.job.seg.meta
 	if cs, ok := r.(*chunkStream); ok && cs.err == nil && cs.total >= 0 && cs.total != meta.Size {
 		return false, s.corrupt(-1, -1, fmt.Errorf("the object is %d bytes, the manifest lists %d", cs.total, meta.Size))
@@ -431,6 +431,9 @@ func (s *scanner) run(r io.Reader) (stop bool, err error) {
 	for pos := s.job.start; pos < s.job.end; {
 		n, err := io.ReadFull(r, head[:])
 		if err != nil {
+			if stop, aerr := s.applyAll(); stop || aerr != nil {
+				return stop, aerr
+			}
 			return false, s.readFailed(pos, int64(n), err)
 		}
 		_, size, err := batch.PeekSize(head[:])
@@ -438,6 +441,9 @@ func (s *scanner) run(r io.Reader) (stop bool, err error) {
 			err = fmt.Errorf("a batch of %d bytes at byte %d runs past byte %d", size, pos, s.job.end)
 		}
 		if err != nil {
+			if stop, aerr := s.applyAll(); stop || aerr != nil {
+				return stop, aerr
+			}
 			if err := s.corrupt(pos, -1, err); err != nil {
 				return false, err
 			}
@@ -448,21 +454,25 @@ func (s *scanner) run(r io.Reader) (stop bool, err error) {
 			pos = next
 			continue
 		}
-		if cap(s.buf) < size {
-			s.buf = make([]byte, size)
-		}
-		b := s.buf[:size]
-		copy(b, head[:])
-		if n, err := io.ReadFull(r, b[len(head):]); err != nil {
+		t := s.q.newTask(size)
+		copy(t.raw, head[:])
+		if n, err := io.ReadFull(r, t.raw[len(head):]); err != nil {
+			s.q.putTask(t)
+			if stop, aerr := s.applyAll(); stop || aerr != nil {
+				return stop, aerr
+			}
 			return false, s.readFailed(pos, int64(len(head)+n), err)
 		}
-		stop, err := s.batch(pos, b)
-		if err != nil || stop {
-			return stop, err
+		t.pos = pos
+		s.submit(t)
+		if len(s.pending) >= s.window() {
+			if stop, err := s.applyNext(); stop || err != nil {
+				return stop, err
+			}
 		}
 		pos += int64(size)
 	}
-	return false, nil
+	return s.applyAll()
 }
 
 // resync returns where decoding can pick up after losing the framing: the first indexed batch
@@ -500,58 +510,6 @@ func (s *scanner) corrupt(pos, offset int64, err error) error {
 	s.q.st.corrupt.Add(1)
 	if s.q.opts.OnCorrupt != nil {
 		s.q.opts.OnCorrupt(ce)
-	}
-	return nil
-}
-
-// batch checks and decodes the batch b at pos and writes its records in range to the sink.
-func (s *scanner) batch(pos int64, b []byte) (stop bool, err error) {
-	h, err := batch.Validate(b)
-	if err != nil {
-		return false, s.corrupt(pos, headerBase(b), err)
-	}
-	meta := s.job.seg.meta
-	if h.BaseOffset < s.nextOff || h.LastOffset() > meta.LastOffset {
-		return false, s.corrupt(pos, h.BaseOffset, fmt.Errorf("batch offsets %d-%d out of place (expected from %d, segment ends at %d)",
-			h.BaseOffset, h.LastOffset(), s.nextOff, meta.LastOffset))
-	}
-	q := s.q
-	q.st.batches.Add(1)
-	if h.BaseOffset >= q.opts.ToOffset || s.runMax >= q.stopAtMax {
-		return true, nil
-	}
-	s.nextOff, s.lastGood = h.LastOffset()+1, h.LastOffset()
-	s.runMax = max(s.runMax, h.MaxTimestamp)
-	if h.LastOffset() < s.job.part.from || h.Control() {
-		return false, nil
-	}
-	err = batch.Records(b, s.record)
-	var se sinkError
-	switch {
-	case err == nil:
-		return false, nil
-	case errors.As(err, &se):
-		return false, se.err
-	case errors.Is(err, errStopQuery):
-		return false, err
-	}
-	return false, s.corrupt(pos, h.BaseOffset, err)
-}
-
-// record filters one decoded record and writes it to the sink.
-func (s *scanner) record(r *batch.Record) error {
-	q := s.q
-	if r.Offset < s.job.part.from || r.Offset >= q.opts.ToOffset ||
-		r.Timestamp < q.sinceMs || r.Timestamp >= q.untilMs ||
-		q.opts.Key != nil && (r.Key == nil || string(r.Key) != string(q.opts.Key)) {
-		return nil
-	}
-	s.rec.Offset, s.rec.Timestamp, s.rec.Key, s.rec.Value, s.rec.Headers = r.Offset, r.Timestamp, r.Key, r.Value, r.Headers
-	if err := s.sink.WriteRecord(&s.rec); err != nil {
-		return sinkError{err}
-	}
-	if n := q.st.records.Add(1); q.opts.Limit > 0 && n >= q.opts.Limit {
-		return errStopQuery
 	}
 	return nil
 }

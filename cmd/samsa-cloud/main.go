@@ -5,6 +5,7 @@
 //	samsa-cloud query --bucket B [--endpoint URL] [--prefix P] --topic T [--partition N]
 //	                  [--from-offset N] [--to-offset N] [--since TIME] [--until TIME]
 //	                  [--key K] [--limit N] [--format jsonl|csv|raw] [--skip-corrupt] ...
+//	samsa-cloud serve --bucket B [--endpoint URL] [--prefix P] [--listen ADDR] ...
 //	samsa-cloud version
 //	samsa-cloud help [COMMAND]
 //
