@@ -105,7 +105,7 @@ func describeSegment(p *commitlog.PinnedSegment) (SegmentMeta, error) {
 // objects. A crash between leaves objects no manifest lists, removed at the next start.
 func (t *Tierer) applyRetention(ctx context.Context, top *commitlog.Topic, l *commitlog.Log, m *Manifest, now time.Time) (*Manifest, error) {
 	cfg := top.Config()
-	if !strings.Contains(cfg.CleanupPolicy, "delete") || len(m.Segments) == 0 {
+	if !cfg.Deletes() || len(m.Segments) == 0 {
 		return m, nil
 	}
 	total := m.Size() + l.SizeFrom(m.EndOffset())

@@ -209,7 +209,7 @@ func (c *cleaner) cleanOne() (cleaned bool, err error) {
 	var best *Log
 	bestScore := -1.0
 	for _, l := range c.store.allLogs() {
-		if !l.config().compacts() || l.uncleanable.Load() || now.Before(l.cleanRetryAt) {
+		if !l.config().Compacts() || l.uncleanable.Load() || now.Before(l.cleanRetryAt) {
 			continue
 		}
 		if !l.maintMu.TryLock() {

@@ -319,7 +319,7 @@ func (l *Log) Append(records []byte) (AppendResult, error) {
 		if err := validateProducerFields(&h); err != nil {
 			return err
 		}
-		if cfg.compacts() {
+		if cfg.Compacts() {
 			if err := requireKeys(b, h); err != nil {
 				return err
 			}

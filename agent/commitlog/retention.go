@@ -14,11 +14,11 @@ import (
 // (or by retention) across restarts: Kafka's log-start-offset-checkpoint, one per partition.
 const logStartName = "log-start-offset"
 
-// deletes reports whether cleanup.policy includes delete.
-func (c *TopicConfig) deletes() bool { return strings.Contains(c.CleanupPolicy, "delete") }
+// Deletes reports whether cleanup.policy includes delete.
+func (c *TopicConfig) Deletes() bool { return c.policyDelete }
 
-// compacts reports whether cleanup.policy includes compact.
-func (c *TopicConfig) compacts() bool { return strings.Contains(c.CleanupPolicy, "compact") }
+// Compacts reports whether cleanup.policy includes compact.
+func (c *TopicConfig) Compacts() bool { return c.policyCompact }
 
 // DeleteRecordsBefore moves the log start offset up to offset (Kafka's DeleteRecords): records
 // below it are no longer served, and segments wholly below it are deleted by the next
@@ -191,7 +191,7 @@ func (l *Log) retainLocked(cfg *TopicConfig, now time.Time) ([]*segment, string)
 	cutoff, excess := never, int64(-1)
 	localCutoff, localExcess := never, int64(-1)
 	tiered, pressure := cfg.RemoteStorageEnable, false
-	if cfg.deletes() {
+	if cfg.Deletes() {
 		if cfg.RetentionMs >= 0 {
 			cutoff = nowMs - cfg.RetentionMs
 		}

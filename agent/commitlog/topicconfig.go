@@ -30,6 +30,9 @@ type TopicConfig struct {
 	RemoteStorageEnable    bool          // remote.storage.enable
 	LocalRetentionMs       int64         // local.retention.ms (-2: same as retention.ms)
 	LocalRetentionBytes    int64         // local.retention.bytes (-2: same as retention.bytes)
+
+	// cleanup.policy parsed once (Append asks on every batch)
+	policyDelete, policyCompact bool
 }
 
 // Kafka DescribeConfigs config types.
@@ -92,7 +95,10 @@ var boolCheck = oneOf("true", "false")
 // the edge (smaller segments).
 var configKeys = []configKey{
 	{"cleanup.policy", typeList, "delete", "delete, compact or compact,delete", oneOf("delete", "compact", "compact,delete", "delete,compact"),
-		func(c *TopicConfig, v string) { c.CleanupPolicy = v }},
+		func(c *TopicConfig, v string) {
+			c.CleanupPolicy = v
+			c.policyDelete, c.policyCompact = strings.Contains(v, "delete"), strings.Contains(v, "compact")
+		}},
 	{"retention.ms", typeLong, "604800000", "how long data is kept (-1: forever)", intRange(-1, math.MaxInt64),
 		func(c *TopicConfig, v string) { c.RetentionMs = mustInt(v) }},
 	{"retention.bytes", typeLong, "-1", "bytes kept per partition (-1: unlimited)", intRange(-1, math.MaxInt64),
@@ -180,7 +186,7 @@ func ValidateTopicConfigs(m map[string]string) error {
 // check refuses combinations of keys that are valid alone: remote storage of a compacted topic
 // (Kafka refuses it too: a compacted segment would not match its uploaded copy).
 func (c *TopicConfig) check() error {
-	if c.RemoteStorageEnable && c.compacts() {
+	if c.RemoteStorageEnable && c.Compacts() {
 		return fmt.Errorf("%w: remote.storage.enable=true with cleanup.policy=%s: compacted topics cannot be tiered", ErrInvalidConfig, c.CleanupPolicy)
 	}
 	return nil

@@ -27,7 +27,6 @@ package kafka
 import (
 	"context"
 	"errors"
-	"strings"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -115,7 +114,7 @@ func (s *Server) deleteRecords(ctx context.Context, topic *commitlog.Topic, pp d
 		// The connection is gone; nothing will read the answer.
 		return -1, kerr.RequestTimedOut.Code
 	}
-	if cfg := topic.Config(); !strings.Contains(cfg.CleanupPolicy, "delete") {
+	if cfg := topic.Config(); !cfg.Deletes() {
 		return -1, kerr.PolicyViolation.Code
 	}
 	if pp.offset < 0 && pp.offset != deleteRecordsHighWatermark {

@@ -154,7 +154,7 @@ func (s *Server) readPartition(pp *fetchPlanPart, pr *fetchPartResult, limit int
 	if remote := s.opts.Remote; remote != nil && errors.Is(err, commitlog.ErrOffsetOutOfRange) && pp.offset < rr.LogStartOffset {
 		rr, err = s.readRemote(remote, pp, rr, max(limit, 0), minOne)
 	}
-	if remote := s.opts.Remote; remote != nil && err == nil {
+	if remote := s.opts.Remote; remote != nil && err == nil && rr.LogStartOffset > 0 {
 		if rs, rerr := remote.RemoteStart(pp.log.Topic(), pp.partition); rerr == nil && rs >= 0 && rs < rr.LogStartOffset {
 			rr.LogStartOffset = rs // the partition starts in object storage
 		}
