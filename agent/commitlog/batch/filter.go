@@ -72,6 +72,13 @@ func Filter(dst, b []byte, keep func(r *Record) bool) (out []byte, kept int, err
 		return dst, 0, fmt.Errorf("filter: %w", err)
 	}
 	if h.NumRecords == 0 {
+		// An empty control batch may carry a records area; an uncompressed
+		// one must still hold no record bytes, as Validate demands.
+		if h.Codec() == CodecNone {
+			if err := checkRecords(&h, b[HeaderSize:]); err != nil {
+				return dst, 0, fmt.Errorf("filter batch at offset %d: %w", h.BaseOffset, err)
+			}
+		}
 		return append(dst, b...), 0, nil
 	}
 	if keep == nil {

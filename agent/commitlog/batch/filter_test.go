@@ -288,12 +288,16 @@ func TestFilterRejectsBadInput(t *testing.T) {
 	lz := build(t, BuildOptions{Codec: CodecLZ4, ProducerID: -1}, genRecords(rand.New(rand.NewPCG(5, 6)), 6, 1e12))
 	lzCount := bytes.Clone(lz)
 	binary.BigEndian.PutUint32(lzCount[NumRecordsPos:], 7) // only decompression shows it
+	// An uncompressed control batch announcing no records but carrying
+	// record bytes (found by FuzzFilter): Validate rejects it, so must Filter.
+	emptyControl := rawBatch(attrControl, 0, 0, bytes.Repeat([]byte{'0'}, 16))
 	cases := []struct {
 		name string
 		b    []byte
 		want error
 	}{
 		{"bad crc", badCRC, ErrCorrupt},
+		{"empty control with record bytes", emptyControl, ErrCorrupt},
 		{"truncated", good[:len(good)-1], ErrTruncated},
 		{"trailing byte", append(bytes.Clone(good), 0), ErrCorrupt},
 		{"short header", good[:20], ErrTruncated},
