@@ -128,8 +128,16 @@ func produceTierRecords(t *testing.T, addr, topic string, n int, seed uint64) []
 // want, byte for byte, at its offset.
 func readAllFromZero(t *testing.T, addr, topic string, want []tierRecord) {
 	t.Helper()
+	readAllFrom(t, addr, topic, want, 0)
+}
+
+// readAllFrom consumes partition 0 of topic from offset from (without a reset policy, so a
+// start that is out of range fails the test) and compares every record with want[from:].
+func readAllFrom(t *testing.T, addr, topic string, want []tierRecord, from int) {
+	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().At(0)}}),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().At(int64(from))}}),
+		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
 		kgo.FetchMaxBytes(1<<20), kgo.FetchMaxPartitionBytes(256<<10))
 	if err != nil {
 		t.Fatal(err)
@@ -137,7 +145,7 @@ func readAllFromZero(t *testing.T, addr, topic string, want []tierRecord) {
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), tierFailAfter)
 	defer cancel()
-	next := 0
+	next := from
 	for next < len(want) {
 		fs := cl.PollFetches(ctx)
 		if ctx.Err() != nil {

@@ -101,31 +101,41 @@ func describeSegment(p *commitlog.PinnedSegment) (SegmentMeta, error) {
 }
 
 // applyRetention deletes uploaded segments that retention.ms or retention.bytes (over the
-// whole log: remote plus what is only local) have expired: first from the manifest, then the
-// objects. A crash between leaves objects no manifest lists, removed at the next start.
+// whole log: remote plus what is only local) have expired, or that lie wholly below the offset
+// DeleteRecords moved the log start to (which also becomes the manifest's log start): first
+// from the manifest, then the objects. A crash between leaves objects no manifest lists,
+// removed at the next start.
 func (t *Tierer) applyRetention(ctx context.Context, top *commitlog.Topic, l *commitlog.Log, m *Manifest, now time.Time) (*Manifest, error) {
 	cfg := top.Config()
 	if !cfg.Deletes() || len(m.Segments) == 0 {
 		return m, nil
 	}
+	deleted := l.RecordsDeletedBelow() // DeleteRecords' floor
 	total := m.Size() + l.SizeFrom(m.EndOffset())
 	cut := 0
 	for _, s := range m.Segments {
 		expired := cfg.RetentionMs >= 0 && s.MaxTimestamp >= 0 && s.MaxTimestamp < now.UnixMilli()-cfg.RetentionMs
 		over := cfg.RetentionBytes >= 0 && total-s.Size >= cfg.RetentionBytes
-		if !expired && !over {
+		if !expired && !over && s.EndOffset() > deleted {
 			break
 		}
 		total -= s.Size
 		cut++
 	}
-	if cut == 0 {
-		return m, nil
-	}
 	next := m.Clone()
 	gone := next.Segments[:cut]
 	next.Segments = append([]SegmentMeta(nil), next.Segments[cut:]...)
-	next.LogStartOffset = max(m.LogStartOffset, gone[len(gone)-1].EndOffset())
+	if cut > 0 {
+		next.LogStartOffset = max(next.LogStartOffset, gone[len(gone)-1].EndOffset())
+	}
+	if len(next.Segments) > 0 {
+		// Inside the segments left: readers of the bucket (samsa-cloud) skip the deleted
+		// records too. Never past them: the manifest's end is where uploads resume.
+		next.LogStartOffset = max(next.LogStartOffset, deleted)
+	}
+	if cut == 0 && next.LogStartOffset == m.LogStartOffset {
+		return m, nil
+	}
 	if err := t.putManifest(ctx, next); err != nil {
 		return nil, err
 	}
@@ -139,7 +149,7 @@ func (t *Tierer) applyRetention(ctx context.Context, top *commitlog.Topic, l *co
 		t.idx.drop(s.Key(t.cfg.Prefix, top.Name(), l.Partition(), ".index"))
 		t.m.remoteDeleted.Add(1)
 	}
-	t.log.Info("remote retention deleted segments", "topic", top.Name(), "partition", l.Partition(),
-		"segments", cut, "log_start_offset", next.LogStartOffset)
+	t.log.Info("remote retention applied", "topic", top.Name(), "partition", l.Partition(),
+		"segments_deleted", cut, "log_start_offset", next.LogStartOffset)
 	return next, nil
 }

@@ -50,22 +50,25 @@ type Log struct {
 	// raised by the cleaner (under maintMu and mu) before it commits a rewrite.
 	gapsBelow int64
 
-	mu         sync.RWMutex
-	segments   []*segment // sorted by base; replaced, never mutated in place
-	logStart   int64
-	leo        int64 // log end offset: next offset to assign
-	hw         int64 // high watermark: consumers see offsets below it
-	hwSeg      *segment
-	hwPos      int64         // position in hwSeg that corresponds to hw
-	hwCh       chan struct{} // closed when hw advances (if hwChTaken)
-	flushed    int64         // offsets below it are fsynced
-	unflushed  int64         // records appended since the last fsync
-	dirtySince time.Time     // when the oldest unflushed append happened
-	dirDirty   bool          // a segment was created since the last fsync
-	failed     error         // set by a failed fsync: the log refuses appends (wraps ErrStorage)
-	closing    bool
-	closed     bool
-	epoch      int32
+	mu       sync.RWMutex
+	segments []*segment // sorted by base; replaced, never mutated in place
+	logStart int64
+	// deletedBelow is the offset DeleteRecords last moved the start to, kept apart from
+	// logStart: on a tiered log it may lie below the local start, inside object storage.
+	deletedBelow int64
+	leo          int64 // log end offset: next offset to assign
+	hw           int64 // high watermark: consumers see offsets below it
+	hwSeg        *segment
+	hwPos        int64         // position in hwSeg that corresponds to hw
+	hwCh         chan struct{} // closed when hw advances (if hwChTaken)
+	flushed      int64         // offsets below it are fsynced
+	unflushed    int64         // records appended since the last fsync
+	dirtySince   time.Time     // when the oldest unflushed append happened
+	dirDirty     bool          // a segment was created since the last fsync
+	failed       error         // set by a failed fsync: the log refuses appends (wraps ErrStorage)
+	closing      bool
+	closed       bool
+	epoch        int32
 
 	producers    producerState     // idempotent producers seen (producerstate.go)
 	pendingSnaps []pendingSnapshot // producer snapshots taken at rolls, for the syncer to write
@@ -135,6 +138,7 @@ func openLog(store *Store, topic string, partition int32, dir string, cfg *Topic
 		l.closeSegments()
 		return nil, err
 	}
+	l.loadDeletedBelow()
 	if ck, err := l.cleanerCheckpoint(); err == nil && ck.clampTo(l.leo) {
 		l.log.Warn("cleaner checkpoint was past the recovered log end; clamped", "log_end", l.leo)
 		if err := l.saveCleanerCheckpoint(ck); err != nil {

@@ -14,6 +14,10 @@ import (
 // (or by retention) across restarts: Kafka's log-start-offset-checkpoint, one per partition.
 const logStartName = "log-start-offset"
 
+// deletedBelowName is the partition file that keeps the offset DeleteRecords last moved the
+// start to, which on a tiered log may lie below the local log start (in object storage).
+const deletedBelowName = "delete-records-offset"
+
 // Deletes reports whether cleanup.policy includes delete.
 func (c *TopicConfig) Deletes() bool { return c.policyDelete }
 
@@ -41,13 +45,25 @@ func (l *Log) DeleteRecordsBefore(offset int64) (int64, error) {
 		l.mu.Unlock()
 		return -1, fmt.Errorf("delete records of %s-%d before %d (log %d..%d, high watermark %d): %w", l.topic, l.partition, offset, start, l.leo, hw, ErrOffsetOutOfRange)
 	}
-	if offset <= l.logStart {
-		start := l.logStart
-		l.mu.Unlock()
+	start, floor := l.logStart, l.deletedBelow
+	l.mu.Unlock()
+	if offset <= floor && offset <= start {
 		return start, nil
 	}
+	// On disk first: a start that readers saw must not move back after a restart. The
+	// floor is saved even below the local start, where a tiered log's object storage
+	// still holds the records.
+	if err := l.saveDeletedBelowLocked(offset); err != nil {
+		return -1, err
+	}
+	l.mu.Lock()
+	l.deletedBelow = max(l.deletedBelow, offset)
 	l.mu.Unlock()
-	// On disk first: a start that readers saw must not move back after a restart.
+	if offset <= start {
+		l.store.metrics.recordsDeletedByRequest.Add(1)
+		l.log.Info("records deleted by request below the local log start", "deleted_below", offset, "log_start_offset", start)
+		return start, nil
+	}
 	if err := l.saveLogStartLocked(offset); err != nil {
 		return -1, err
 	}
@@ -94,6 +110,43 @@ func (l *Log) loadLogStart() error {
 		l.logStart = n
 	}
 	return nil
+}
+
+// RecordsDeletedBelow is the offset DeleteRecords last moved the log start to (0 if never).
+// Unlike LogStartOffset it may lie below the local log start: a tiered log's readers of
+// object storage must not serve records below it either.
+func (l *Log) RecordsDeletedBelow() int64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.deletedBelow
+}
+
+// saveDeletedBelowLocked persists DeleteRecords' floor. Caller holds startMu.
+func (l *Log) saveDeletedBelowLocked(offset int64) error {
+	path := filepath.Join(l.dir, deletedBelowName)
+	if err := writeFileAtomic(path, []byte(strconv.FormatInt(offset, 10)+"\n"), 0o644); err != nil {
+		return fmt.Errorf("save delete-records offset of %s-%d: %w: %v", l.topic, l.partition, ErrStorage, err)
+	}
+	return nil
+}
+
+// loadDeletedBelow restores DeleteRecords' floor; an unreadable file is a warning (the local
+// log start still holds). Called by openLog before the log is shared.
+func (l *Log) loadDeletedBelow() {
+	path := filepath.Join(l.dir, deletedBelowName)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return
+	}
+	n, perr := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
+	if err != nil || perr != nil || n < 0 {
+		l.log.Warn("delete-records offset file unreadable; only the local log start limits reads", "file", path, "err", errors.Join(err, perr))
+		return
+	}
+	l.deletedBelow = n
+	if n > l.logStart { // a crash came between saving the floor and the log start
+		l.logStart = min(n, l.leo)
+	}
 }
 
 // restartAtLocked replaces every segment with one empty segment at offset start.

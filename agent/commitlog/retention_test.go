@@ -174,3 +174,47 @@ func TestDeleteRecordsBefore(t *testing.T) {
 		t.Fatalf("after deleting everything: size %d, start %d", l.Size(), l.LogStartOffset())
 	}
 }
+
+// TestDeleteRecordsBelowLocalStartIsKept: an offset below the local log start (a tiered log's
+// records there live in object storage) leaves the local start alone but is kept as
+// RecordsDeletedBelow, never moves back, and survives an unclean restart; a crash between
+// saving it and the log start still hides the records below it.
+func TestDeleteRecordsBelowLocalStartIsKept(t *testing.T) {
+	dir := t.TempDir()
+	s := openTestStore(t, dir, Options{})
+	l := oneTopic(t, s, map[string]string{"segment.bytes": "1024"})
+	appendAt(t, l, 100, time.Now().UnixMilli())
+	if got, err := l.DeleteRecordsBefore(60); err != nil || got != 60 {
+		t.Fatalf("DeleteRecordsBefore(60) = %d, %v", got, err)
+	}
+	if got, err := l.DeleteRecordsBefore(30); err != nil || got != 60 || l.RecordsDeletedBelow() != 60 {
+		t.Fatalf("DeleteRecordsBefore(30) = %d, %v, floor %d; want 60 for both", got, err, l.RecordsDeletedBelow())
+	}
+	// As if the local start had moved past the floor (local retention of a tiered log).
+	if err := os.WriteFile(filepath.Join(l.Dir(), deletedBelowName), []byte("20\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	crash(t, s)
+	s = openTestStore(t, dir, Options{})
+	l = s.Topic("t").Partition(0)
+	if l.RecordsDeletedBelow() != 20 || l.LogStartOffset() != 60 {
+		t.Fatalf("floor %d, start %d after restart; want 20, 60", l.RecordsDeletedBelow(), l.LogStartOffset())
+	}
+	if got, err := l.DeleteRecordsBefore(40); err != nil || got != 60 || l.RecordsDeletedBelow() != 40 {
+		t.Fatalf("DeleteRecordsBefore(40) below the start = %d, %v, floor %d; want start 60, floor 40", got, err, l.RecordsDeletedBelow())
+	}
+	// A crash after the floor was saved but before the log start: the floor wins at open.
+	if err := os.WriteFile(filepath.Join(l.Dir(), deletedBelowName), []byte("70\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	crash(t, s)
+	s = openTestStore(t, dir, Options{})
+	defer s.Close()
+	l = s.Topic("t").Partition(0)
+	if l.RecordsDeletedBelow() != 70 || l.LogStartOffset() != 70 {
+		t.Fatalf("floor %d, start %d after a crash between the two saves; want 70, 70", l.RecordsDeletedBelow(), l.LogStartOffset())
+	}
+	if _, err := l.Read(69, 1024, true, ReadToHighWatermark); !errors.Is(err, ErrOffsetOutOfRange) {
+		t.Fatalf("read below the floor: %v", err)
+	}
+}

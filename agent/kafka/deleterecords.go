@@ -128,5 +128,12 @@ func (s *Server) deleteRecords(ctx context.Context, topic *commitlog.Topic, pp d
 		}
 		return -1, errorCode(err)
 	}
+	if remote := s.opts.Remote; remote != nil {
+		// A tiered partition starts in object storage: its low watermark is the first
+		// offset still served there (the deleted ones go with the next remote retention).
+		if rs, err := remoteStart(remote, l); err == nil && rs >= 0 && rs < low {
+			low = rs
+		}
+	}
 	return low, 0
 }

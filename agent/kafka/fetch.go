@@ -155,7 +155,7 @@ func (s *Server) readPartition(pp *fetchPlanPart, pr *fetchPartResult, limit int
 		rr, err = s.readRemote(remote, pp, rr, max(limit, 0), minOne)
 	}
 	if remote := s.opts.Remote; remote != nil && err == nil && rr.LogStartOffset > 0 {
-		if rs, rerr := remote.RemoteStart(pp.log.Topic(), pp.partition); rerr == nil && rs >= 0 && rs < rr.LogStartOffset {
+		if rs, rerr := remoteStart(remote, pp.log); rerr == nil && rs >= 0 && rs < rr.LogStartOffset {
 			rr.LogStartOffset = rs // the partition starts in object storage
 		}
 	}
@@ -178,7 +178,7 @@ func (s *Server) readPartition(pp *fetchPlanPart, pr *fetchPartResult, limit int
 // are answered with what follows them, as a compacted log's gaps are.
 func (s *Server) readRemote(remote RemoteLog, pp *fetchPlanPart, local commitlog.ReadResult, limit int64, minOne bool) (commitlog.ReadResult, error) {
 	topic := pp.log.Topic()
-	rs, err := remote.RemoteStart(topic, pp.partition)
+	rs, err := remoteStart(remote, pp.log)
 	if err != nil {
 		return local, err
 	}

@@ -73,7 +73,7 @@ func (s *Server) listOffset(l *commitlog.Log, ts int64, version int16, p *kmsg.L
 	case ts == listEarliest:
 		p.Offset = l.LogStartOffset()
 		if remote != nil {
-			rs, err := remote.RemoteStart(l.Topic(), l.Partition())
+			rs, err := remoteStart(remote, l)
 			if err != nil {
 				p.Offset, p.LeaderEpoch, p.ErrorCode = -1, -1, errorCode(err)
 				return
@@ -124,11 +124,12 @@ func (s *Server) remoteOffsetForTimestamp(l *commitlog.Log, ts int64, p *kmsg.Li
 	if remote == nil || ts < 0 {
 		return false
 	}
-	if rs, err := remote.RemoteStart(l.Topic(), l.Partition()); err != nil {
+	rs, err := remoteStart(remote, l)
+	if err != nil {
 		p.ErrorCode, p.LeaderEpoch = errorCode(err), -1
 		return true
-	} else if rs < 0 {
-		return false
+	} else if rs < 0 || rs >= l.LogStartOffset() {
+		return false // object storage holds nothing that may still be served
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), remoteReadTimeout)
 	defer cancel()
@@ -137,6 +138,11 @@ func (s *Server) remoteOffsetForTimestamp(l *commitlog.Log, ts int64, p *kmsg.Li
 	case err != nil:
 		p.ErrorCode, p.LeaderEpoch = errorCode(err), -1
 		s.log.Warn("list offsets by timestamp in object storage failed", "topic", l.Topic(), "partition", l.Partition(), "err", err)
+		return true
+	case found && off < rs:
+		// The match lies below what DeleteRecords left: the first offset still served
+		// follows it (with the match's timestamp; timestamps rise with offsets in practice).
+		p.Offset, p.Timestamp = rs, fts
 		return true
 	case found:
 		p.Offset, p.Timestamp = off, fts
