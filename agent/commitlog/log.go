@@ -50,25 +50,25 @@ type Log struct {
 	// raised by the cleaner (under maintMu and mu) before it commits a rewrite.
 	gapsBelow int64
 
-	mu       sync.RWMutex
-	segments []*segment // sorted by base; replaced, never mutated in place
-	logStart int64
+	mu         sync.RWMutex
+	segments   []*segment // sorted by base; replaced, never mutated in place
+	logStart   int64
+	leo        int64 // log end offset: next offset to assign
+	hw         int64 // high watermark: consumers see offsets below it
+	hwSeg      *segment
+	hwPos      int64         // position in hwSeg that corresponds to hw
+	hwCh       chan struct{} // closed when hw advances (if hwChTaken)
+	flushed    int64         // offsets below it are fsynced
+	unflushed  int64         // records appended since the last fsync
+	dirtySince time.Time     // when the oldest unflushed append happened
+	dirDirty   bool          // a segment was created since the last fsync
+	failed     error         // set by a failed fsync: the log refuses appends (wraps ErrStorage)
+	closing    bool
+	closed     bool
+	epoch      int32
 	// deletedBelow is the offset DeleteRecords last moved the start to, kept apart from
 	// logStart: on a tiered log it may lie below the local start, inside object storage.
 	deletedBelow int64
-	leo          int64 // log end offset: next offset to assign
-	hw           int64 // high watermark: consumers see offsets below it
-	hwSeg        *segment
-	hwPos        int64         // position in hwSeg that corresponds to hw
-	hwCh         chan struct{} // closed when hw advances (if hwChTaken)
-	flushed      int64         // offsets below it are fsynced
-	unflushed    int64         // records appended since the last fsync
-	dirtySince   time.Time     // when the oldest unflushed append happened
-	dirDirty     bool          // a segment was created since the last fsync
-	failed       error         // set by a failed fsync: the log refuses appends (wraps ErrStorage)
-	closing      bool
-	closed       bool
-	epoch        int32
 
 	producers    producerState     // idempotent producers seen (producerstate.go)
 	pendingSnaps []pendingSnapshot // producer snapshots taken at rolls, for the syncer to write
