@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/samsa-io/samsa/agent"
+	"github.com/samsa-io/samsa/internal/testminio"
 )
 
 const (
@@ -45,7 +46,7 @@ type archiveInfo struct {
 
 // generate runs an agent that tiers the topic to MinIO, produces records until about o.size
 // bytes of closed segments exist, waits for their upload and stops the agent.
-func generate(ctx context.Context, o options, srv *minioServer, dir string, logf func(string, ...any)) (archiveInfo, error) {
+func generate(ctx context.Context, o options, srv *testminio.Server, dir string, logf func(string, ...any)) (archiveInfo, error) {
 	start := time.Now()
 	var info archiveInfo
 	if err := createBucket(ctx, srv); err != nil {
@@ -54,8 +55,8 @@ func generate(ctx context.Context, o options, srv *minioServer, dir string, logf
 	cfg := agent.DefaultConfig()
 	cfg.DataDir = filepath.Join(dir, "agent")
 	cfg.KafkaAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.Tiering = agent.TieringConfig{Endpoint: srv.endpoint, Bucket: bucket, Prefix: prefix,
-		AccessKeyID: srv.accessKey, SecretAccessKey: agent.Secret(srv.secretKey), CacheBytes: 16 << 20}
+	cfg.Tiering = agent.TieringConfig{Endpoint: srv.Endpoint, Bucket: bucket, Prefix: prefix,
+		AccessKeyID: srv.AccessKey, SecretAccessKey: agent.Secret(srv.SecretKey), CacheBytes: 16 << 20}
 	a, err := agent.New(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return info, err
@@ -93,7 +94,7 @@ func generate(ctx context.Context, o options, srv *minioServer, dir string, logf
 	return info, nil
 }
 
-func createBucket(ctx context.Context, srv *minioServer) error {
+func createBucket(ctx context.Context, srv *testminio.Server) error {
 	c, err := s3Client(ctx, srv)
 	if err != nil {
 		return err

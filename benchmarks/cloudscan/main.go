@@ -25,17 +25,13 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"strconv"
-	"strings"
-	"syscall"
 	"time"
 
+	"github.com/samsa-io/samsa/benchmarks/internal/benchkit"
 	"github.com/samsa-io/samsa/cloud"
 )
 
@@ -56,74 +52,34 @@ type options struct {
 	quiet        bool
 }
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintln(os.Stderr, "cloudscan:", err)
-		os.Exit(1)
-	}
-}
-
-// byteSize is a flag holding a size such as 512MiB, 64MB or 1048576.
-type byteSize struct{ n *int64 }
-
-func (b byteSize) String() string {
-	if b.n == nil {
-		return ""
-	}
-	return cloud.FormatBytes(*b.n)
-}
-
-func (b byteSize) Set(s string) error {
-	units := []struct {
-		suffix string
-		mult   int64
-	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3}, {"B", 1}}
-	mult := int64(1)
-	for _, u := range units {
-		if strings.HasSuffix(s, u.suffix) {
-			s, mult = strings.TrimSuffix(s, u.suffix), u.mult
-			break
-		}
-	}
-	v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
-	if err != nil || v <= 0 {
-		return fmt.Errorf("want a size like 512MiB")
-	}
-	*b.n = int64(v * float64(mult))
-	return nil
-}
+func main() { benchkit.Main("cloudscan", run) }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
 	o := options{size: 512 << 20, segmentBytes: 16 << 20, chunk: cloud.DefaultChunkSize}
 	fs := flag.NewFlagSet("cloudscan", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Var(byteSize{&o.size}, "size", "archived segment bytes to generate (about; whole segments)")
+	benchkit.BytesVar(fs, &o.size, "size", "archived segment bytes to generate (about; whole segments)")
 	fs.IntVar(&o.partitions, "partitions", 4, "partitions of the topic")
-	fs.Var(byteSize{&o.segmentBytes}, "segment-bytes", "segment.bytes of the topic")
+	benchkit.BytesVar(fs, &o.segmentBytes, "segment-bytes", "segment.bytes of the topic")
 	fs.StringVar(&o.codec, "codec", "lz4", "producer compression: none, gzip, snappy, lz4, zstd")
 	fs.IntVar(&o.valueBytes, "value-bytes", 200, "approximate size of each record value (JSON readings)")
 	fs.IntVar(&o.runs, "runs", 3, "measurements of each mode")
 	fs.IntVar(&o.parallel, "parallel", cloud.DefaultParallel, "ranged GETs in flight (query and raw parallel)")
-	fs.Var(byteSize{&o.chunk}, "chunk", "ranged GET size (query and raw parallel)")
+	benchkit.BytesVar(fs, &o.chunk, "chunk", "ranged GET size (query and raw parallel)")
 	fs.StringVar(&o.jsonPath, "json", "", "write the results as JSON to this file")
 	fs.StringVar(&o.dir, "dir", "", "directory for the MinIO and agent data (default: a temporary directory, removed)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the query runs to this file")
 	fs.StringVar(&o.minioBin, "minio-bin", "", "MinIO binary (default: $SAMSA_MINIO_BIN, GOBIN, GOPATH/bin, PATH)")
 	fs.StringVar(&o.minioCPUs, "minio-cpus", "", "run MinIO on these CPUs (taskset -c LIST), e.g. 0; pin the benchmark with taskset -c too")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress lines on stderr")
-	if err := fs.Parse(args); err != nil {
+	if err := benchkit.ParseFlags(fs, args); err != nil {
 		return o, err
 	}
 	switch {
-	case fs.NArg() > 0:
-		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	case o.partitions < 1 || o.runs < 1 || o.parallel < 1 || o.valueBytes < 16:
 		return o, fmt.Errorf("-partitions, -runs, -parallel must be at least 1 and -value-bytes at least 16")
+	case o.size <= 0 || o.chunk <= 0:
+		return o, fmt.Errorf("-size and -chunk: want a size like 512MiB")
 	case o.segmentBytes < 64<<10:
 		return o, fmt.Errorf("-segment-bytes %d: want at least 64KiB", o.segmentBytes)
 	}
@@ -151,12 +107,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer os.RemoveAll(dir)
 	}
 	rep := &report{Meta: collectMeta(args, dir), Options: o.summary()}
-	srv, err := startMinIO(ctx, o.minioBin, o.minioCPUs, dir)
+	srv, err := startMinIO(o.minioBin, o.minioCPUs, dir)
 	if err != nil {
 		return err
 	}
-	defer srv.stop()
-	logf("MinIO %s at %s", srv.version, srv.endpoint)
+	defer srv.Stop()
+	minioVersion := srv.Version()
+	logf("MinIO %s at %s", minioVersion, srv.Endpoint)
 	if rep.Archive, err = generate(ctx, o, srv, dir, logf); err != nil {
 		return err
 	}
@@ -178,12 +135,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if rep.Runs, err = b.measure(ctx, logf); err != nil {
 		return err
 	}
-	rep.Meta.LoadAvgEnd = loadAvg()
-	rep.Meta.MinIO = srv.version
+	rep.Meta.End()
+	rep.Meta.MinIO = minioVersion
 	rep.summarize()
 	rep.writeMarkdown(stdout)
 	if o.jsonPath != "" {
-		if err := rep.writeJSON(o.jsonPath); err != nil {
+		if err := benchkit.WriteJSON(o.jsonPath, rep); err != nil {
 			return err
 		}
 	}

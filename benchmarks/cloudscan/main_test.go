@@ -1,15 +1,14 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/samsa-io/samsa/benchmarks/internal/benchkit"
+	"github.com/samsa-io/samsa/internal/testminio"
 )
 
 // TestSmoke runs the whole program on a tiny archive (about 4 MiB in 512 KiB segments, two
@@ -17,41 +16,16 @@ import (
 // decoded every archived record and every mode read every .log byte. It asserts nothing
 // about speed.
 func TestSmoke(t *testing.T) {
-	if _, err := findMinIO(""); errors.Is(err, errMinIOMissing) {
-		if os.Getenv("CI") != "" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
+	testminio.Binary(t) // skips without MinIO (fails when CI is set)
 	jsonPath := filepath.Join(t.TempDir(), "results.json")
 	work := t.TempDir()
-	args := []string{"-size", "4MiB", "-segment-bytes", "512KiB", "-partitions", "2", "-runs", "2", "-chunk", "256KiB",
-		"-dir", work, "-json", jsonPath}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	var stdout, stderr bytes.Buffer
-	if err := run(ctx, args, &stdout, &stderr); err != nil {
-		t.Fatalf("run: %v\nstderr:\n%s", err, stderr.String())
-	}
-	out := stdout.String()
-	for _, want := range []string{"| mode | MB/s | records/s | ÷ raw parallel |", "| raw GET, sequential |",
+	out := benchkit.RunSmoke(t, 5*time.Minute, run, "-size", "4MiB", "-segment-bytes", "512KiB", "-partitions", "2", "-runs", "2",
+		"-chunk", "256KiB", "-dir", work, "-json", jsonPath)
+	benchkit.CheckOutput(t, out, "| mode | MB/s | records/s | ÷ raw parallel |", "| raw GET, sequential |",
 		"| raw GET, parallel | ", "| query, counting sink | ", "| query, jsonl → discard | ", "| query, counting, 1 decoder | ",
-		"Target (query ≥ 70% of the raw download", "lz4 compression", "2 partitions"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("output lacks %q:\n%s", want, out)
-		}
-	}
-	if strings.Contains(out, "NaN") || strings.Contains(out, "Inf") {
-		t.Errorf("output has NaN or Inf:\n%s", out)
-	}
-	data, err := os.ReadFile(jsonPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+		"Target (query ≥ 70% of the raw download", "lz4 compression", "2 partitions")
 	var rep report
-	if err := json.Unmarshal(data, &rep); err != nil {
-		t.Fatal(err)
-	}
+	benchkit.ReadJSON(t, jsonPath, &rep)
 	a := rep.Archive
 	if a.Records == 0 || a.Segments < 4 || a.LogBytes < 3<<20 || a.Records > a.Produced || a.Batches == 0 {
 		t.Errorf("archive %+v", a)

@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/samsa-io/samsa/cloud"
+	"github.com/samsa-io/samsa/internal/testminio"
 )
 
 // Modes, in the order of the first run (later runs rotate it).
@@ -50,7 +51,7 @@ type runResult struct {
 // bench holds what the measurements share.
 type bench struct {
 	o       options
-	srv     *minioServer
+	srv     *testminio.Server
 	info    *archiveInfo
 	s3      *s3.Client
 	archive *cloud.Archive
@@ -58,14 +59,14 @@ type bench struct {
 }
 
 // s3Client is an aws-sdk-go-v2 client for MinIO configured as package cloud configures its own.
-func s3Client(ctx context.Context, srv *minioServer) (*s3.Client, error) {
+func s3Client(ctx context.Context, srv *testminio.Server) (*s3.Client, error) {
 	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(cloud.DefaultRegion),
-		awsconfig.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(srv.accessKey, srv.secretKey, "")))
+		awsconfig.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(srv.AccessKey, srv.SecretKey, "")))
 	if err != nil {
 		return nil, err
 	}
 	return s3.NewFromConfig(cfg, func(o *s3.Options) {
-		o.BaseEndpoint = aws.String(srv.endpoint)
+		o.BaseEndpoint = aws.String(srv.Endpoint)
 		o.UsePathStyle = true
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
@@ -74,14 +75,14 @@ func s3Client(ctx context.Context, srv *minioServer) (*s3.Client, error) {
 }
 
 // newBench opens the archive and lists its .log objects from the manifests.
-func newBench(ctx context.Context, o options, srv *minioServer, info *archiveInfo) (*bench, error) {
+func newBench(ctx context.Context, o options, srv *testminio.Server, info *archiveInfo) (*bench, error) {
 	b := &bench{o: o, srv: srv, info: info}
 	var err error
 	if b.s3, err = s3Client(ctx, srv); err != nil {
 		return nil, err
 	}
-	b.archive, err = cloud.Open(ctx, cloud.Config{Endpoint: srv.endpoint, Bucket: bucket, Prefix: prefix,
-		AccessKeyID: srv.accessKey, SecretAccessKey: srv.secretKey})
+	b.archive, err = cloud.Open(ctx, cloud.Config{Endpoint: srv.Endpoint, Bucket: bucket, Prefix: prefix,
+		AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey})
 	if err != nil {
 		return nil, err
 	}
@@ -151,7 +152,7 @@ func (b *bench) measure(ctx context.Context, logf func(string, ...any)) ([]runRe
 
 // measureOne runs a mode once, timing it and counting CPU.
 func (b *bench) measureOne(ctx context.Context, mode string) (runResult, error) {
-	cpu0, minio0 := selfCPU(), b.srv.cpuSeconds()
+	cpu0, minio0 := selfCPU(), minioCPU(b.srv)
 	start := time.Now()
 	var r runResult
 	var err error
@@ -172,7 +173,7 @@ func (b *bench) measureOne(ctx context.Context, mode string) (runResult, error) 
 	}
 	r.Mode = mode
 	r.Seconds = time.Since(start).Seconds()
-	r.ClientCPU, r.MinIOCPU = selfCPU()-cpu0, b.srv.cpuSeconds()-minio0
+	r.ClientCPU, r.MinIOCPU = selfCPU()-cpu0, minioCPU(b.srv)-minio0
 	r.MBps = float64(r.LogBytes) / 1e6 / r.Seconds
 	r.RecPerSec = float64(r.Records) / r.Seconds
 	return r, nil

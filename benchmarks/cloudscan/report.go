@@ -1,18 +1,11 @@
 package main
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
-	"math"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime"
-	"slices"
-	"strings"
-	"time"
+
+	"github.com/samsa-io/samsa/benchmarks/internal/benchkit"
 )
 
 // target is issue 6's: the scan at no less than 70% of the raw download.
@@ -42,100 +35,15 @@ type modeStat struct {
 }
 
 type meta struct {
-	Date          string  `json:"date"`
-	Command       string  `json:"command"`
-	NProc         int     `json:"nproc"`
-	GOMAXPROCS    int     `json:"gomaxprocs"`
-	CPUModel      string  `json:"cpu_model"`
-	Kernel        string  `json:"kernel"`
-	MemTotalMiB   float64 `json:"mem_total_mib"`
-	GoVersion     string  `json:"go_version"`
-	SamsaRevision string  `json:"samsa_revision"`
-	MinIO         string  `json:"minio"`
-	Filesystem    string  `json:"filesystem"`
-	LoadAvgStart  string  `json:"loadavg_start"`
-	LoadAvgEnd    string  `json:"loadavg_end"`
+	benchkit.Machine
+	GOMAXPROCS int    `json:"gomaxprocs"`
+	MinIO      string `json:"minio"`
+	Filesystem string `json:"filesystem"`
 }
 
 func collectMeta(args []string, dir string) meta {
-	m := meta{
-		Date:       time.Now().UTC().Format(time.RFC3339),
-		Command:    strings.TrimSpace("go run ./benchmarks/cloudscan " + strings.Join(args, " ")),
-		NProc:      runtime.NumCPU(),
-		GOMAXPROCS: runtime.GOMAXPROCS(0),
-		GoVersion:  runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH,
-		CPUModel:   procField("/proc/cpuinfo", "model name"),
-		Kernel:     strings.TrimSpace(readFile("/proc/sys/kernel/osrelease")),
-	}
-	m.LoadAvgStart = loadAvg()
-	var kb float64
-	fmt.Sscanf(procField("/proc/meminfo", "MemTotal"), "%g", &kb)
-	m.MemTotalMiB = math.Round(kb / 1024)
-	if out, err := exec.Command("git", "describe", "--always", "--dirty").Output(); err == nil {
-		m.SamsaRevision = strings.TrimSpace(string(out))
-	}
-	m.Filesystem = filesystemOf(dir)
-	return m
-}
-
-// filesystemOf names the mount holding dir ("/dev/vda ext4 on /"), from /proc/mounts.
-func filesystemOf(dir string) string {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return ""
-	}
-	if r, err := filepath.EvalSymlinks(abs); err == nil {
-		abs = r
-	}
-	best, bestLen := "", -1
-	sc := bufio.NewScanner(strings.NewReader(readFile("/proc/mounts")))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) < 3 {
-			continue
-		}
-		mp := f[1]
-		if (abs == mp || strings.HasPrefix(abs, strings.TrimSuffix(mp, "/")+"/")) && len(mp) > bestLen {
-			best, bestLen = f[0]+" "+f[2]+" on "+mp, len(mp)
-		}
-	}
-	return best
-}
-
-func loadAvg() string {
-	f := strings.Fields(readFile("/proc/loadavg"))
-	if len(f) < 3 {
-		return ""
-	}
-	return strings.Join(f[:3], " ")
-}
-
-func readFile(path string) string {
-	b, _ := os.ReadFile(path)
-	return string(b)
-}
-
-func procField(path, key string) string {
-	sc := bufio.NewScanner(strings.NewReader(readFile(path)))
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if ok && strings.TrimSpace(k) == key {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
-}
-
-func median(vs []float64) float64 {
-	if len(vs) == 0 {
-		return 0
-	}
-	s := slices.Clone(vs)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+	return meta{Machine: benchkit.DescribeMachine("cloudscan", args), GOMAXPROCS: runtime.GOMAXPROCS(0),
+		Filesystem: benchkit.FilesystemOf(dir)}
 }
 
 // summarize computes the medians and the ratios.
@@ -149,8 +57,8 @@ func (r *report) summarize() {
 				cpu, mcpu = append(cpu, run.ClientCPU), append(mcpu, run.MinIOCPU)
 			}
 		}
-		r.Median[mode] = modeStat{MBps: median(mb), RecPerSec: median(rec), Seconds: median(secs),
-			ClientCPU: median(cpu), MinIOCPU: median(mcpu)}
+		r.Median[mode] = modeStat{MBps: benchkit.Median(mb), RecPerSec: benchkit.Median(rec), Seconds: benchkit.Median(secs),
+			ClientCPU: benchkit.Median(cpu), MinIOCPU: benchkit.Median(mcpu)}
 	}
 	if raw := r.Median[modeRawPar].MBps; raw > 0 {
 		r.Ratio = r.Median[modeQueryCount].MBps / raw
@@ -160,18 +68,6 @@ func (r *report) summarize() {
 }
 
 func fmtMiB(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
-
-func fmtInt(v float64) string {
-	s := fmt.Sprintf("%.0f", v)
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 && s[0] != '-' {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
-}
 
 func yesNo(ok bool) string {
 	if ok {
@@ -186,8 +82,8 @@ func (r *report) writeMarkdown(w io.Writer) {
 	fmt.Fprintf(w, "## samsa-cloud full scan vs raw GetObject (%s)\n\n", r.Meta.Date)
 	fmt.Fprintf(w, "- Archive: topic %s, %v partitions, %s segments of segment.bytes %s, %v compression, "+
 		"%s records in %s batches; %s of .log objects; %s MB of keys and values produced (%.1fx the .log bytes)\n",
-		topic, r.Options["partitions"], fmtInt(float64(a.Segments)), fmtMiB(r.Options["segment_bytes"].(int64)),
-		r.Options["codec"], fmtInt(float64(a.Records)), fmtInt(float64(a.Batches)), fmtMiB(a.LogBytes), fmtInt(a.ProducedMB),
+		topic, r.Options["partitions"], benchkit.FormatInt(float64(a.Segments)), fmtMiB(r.Options["segment_bytes"].(int64)),
+		r.Options["codec"], benchkit.FormatInt(float64(a.Records)), benchkit.FormatInt(float64(a.Batches)), fmtMiB(a.LogBytes), benchkit.FormatInt(a.ProducedMB),
 		a.ProducedMB*1e6/float64(max(a.LogBytes, 1)))
 	fmt.Fprintf(w, "- Query and raw parallel: %v ranged GETs of %s in flight. MB = 10^6 bytes of .log objects; "+
 		"medians of %v runs, modes rotated from run to run; CPU in seconds per run.\n", r.Options["parallel"],
@@ -206,7 +102,7 @@ func (r *report) writeMarkdown(w io.Writer) {
 		m := r.Median[mode]
 		rec := "—"
 		if m.RecPerSec > 0 {
-			rec = fmtInt(m.RecPerSec)
+			rec = benchkit.FormatInt(m.RecPerSec)
 		}
 		ratio := "—"
 		if raw > 0 {
@@ -227,15 +123,7 @@ func (r *report) writeMarkdown(w io.Writer) {
 	fmt.Fprintln(w, "|---:|---|---:|---:|---:|---:|---:|")
 	for _, run := range r.Runs {
 		fmt.Fprintf(w, "| %d | %s | %.2f | %.1f | %s | %.2f | %.2f |\n", run.Run, run.Mode, run.Seconds, run.MBps,
-			fmtInt(run.RecPerSec), run.ClientCPU, run.MinIOCPU)
+			benchkit.FormatInt(run.RecPerSec), run.ClientCPU, run.MinIOCPU)
 	}
 	fmt.Fprintf(w, "\nCommand: `%s` (revision %s)\n", r.Meta.Command, r.Meta.SamsaRevision)
-}
-
-func (r *report) writeJSON(path string) error {
-	data, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, append(data, '\n'), 0o644)
 }

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/samsa-io/samsa/agent/commitlog"
+	"github.com/samsa-io/samsa/benchmarks/internal/benchkit"
 )
 
 // childEnv, set to 1, makes the program the cleaner child instead of the benchmark.
@@ -88,8 +89,8 @@ func childMain(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	res.OpenSeconds = time.Since(t0).Seconds()
-	if s, err := procStatus("self"); err == nil {
-		res.RSSAfterOpen = mib(s["VmRSS"])
+	if m, err := benchkit.ReadProcMemory(os.Getpid()); err == nil {
+		res.RSSAfterOpen = benchkit.MiB(m.RSS)
 	}
 	var ms0, ms1 runtime.MemStats
 	runtime.ReadMemStats(&ms0)
@@ -111,13 +112,13 @@ func childMain(args []string, stdout, stderr io.Writer) error {
 	smp.stop()
 	res.UserCPUSeconds = tvSeconds(ru1.Utime) - tvSeconds(ru0.Utime)
 	res.SysCPUSeconds = tvSeconds(ru1.Stime) - tvSeconds(ru0.Stime)
-	res.PeakAnon, res.PeakFile, res.PeakHeap, res.PeakHeapGoal = mib(smp.anon), mib(smp.file), float64(smp.heap)/(1<<20), float64(smp.goal)/(1<<20)
+	res.PeakAnon, res.PeakFile, res.PeakHeap, res.PeakHeapGoal = benchkit.MiB(smp.anon), benchkit.MiB(smp.file), float64(smp.heap)/(1<<20), float64(smp.goal)/(1<<20)
 	res.RuntimeTotal = float64(ms1.Sys) / (1 << 20)
 	res.TotalAllocMiB = float64(ms1.TotalAlloc-ms0.TotalAlloc) / (1 << 20)
 	res.Mallocs = ms1.Mallocs - ms0.Mallocs
 	res.NumGC = ms1.NumGC - ms0.NumGC
-	if s, err := procStatus("self"); err == nil {
-		res.PeakRSS = mib(s["VmHWM"])
+	if m, err := benchkit.ReadProcMemory(os.Getpid()); err == nil {
+		res.PeakRSS = benchkit.MiB(m.HWM)
 	}
 	if *memProfile != "" {
 		if err := writeHeapProfile(*memProfile); err != nil {
@@ -194,36 +195,6 @@ func parseMetrics(text string) map[string]int64 {
 	return out
 }
 
-// procStatus reads the kB fields of /proc/PID/status that we report (pid "self" works).
-func procStatus(pid string) (map[string]int64, error) {
-	data, err := os.ReadFile("/proc/" + pid + "/status")
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]int64{}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		key, rest, ok := strings.Cut(sc.Text(), ":")
-		if !ok {
-			continue
-		}
-		switch key {
-		case "VmRSS", "VmHWM", "RssAnon", "RssFile":
-			if f := strings.Fields(rest); len(f) > 0 {
-				if v, err := strconv.ParseInt(f[0], 10, 64); err == nil {
-					out[key] = v
-				}
-			}
-		}
-	}
-	if _, ok := out["VmHWM"]; !ok {
-		return nil, fmt.Errorf("/proc/%s/status: no VmHWM", pid)
-	}
-	return out, nil
-}
-
-func mib(kb int64) float64 { return float64(kb) / 1024 }
-
 func rusage() syscall.Rusage {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
@@ -240,7 +211,7 @@ type sampler struct {
 	done chan struct{}
 	wg   sync.WaitGroup
 	// written by the sampling goroutine only; read after stop
-	anon, file int64 // kB
+	anon, file int64 // bytes
 	heap, goal uint64
 }
 
@@ -267,8 +238,8 @@ func startSampler(every time.Duration) *sampler {
 var sampleNames = []string{"/memory/classes/heap/objects:bytes", "/gc/heap/goal:bytes"}
 
 func (s *sampler) sample() {
-	if st, err := procStatus("self"); err == nil {
-		s.anon, s.file = max(s.anon, st["RssAnon"]), max(s.file, st["RssFile"])
+	if m, err := benchkit.ReadProcMemory(os.Getpid()); err == nil {
+		s.anon, s.file = max(s.anon, m.Anon), max(s.file, m.File)
 	}
 	ms := make([]metrics.Sample, len(sampleNames))
 	for i, n := range sampleNames {

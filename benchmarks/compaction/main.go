@@ -8,14 +8,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"strconv"
-	"strings"
-	"syscall"
 	"time"
 
 	"github.com/samsa-io/samsa/agent/commitlog"
 	"github.com/samsa-io/samsa/agent/commitlog/batch"
+	"github.com/samsa-io/samsa/benchmarks/internal/benchkit"
 )
 
 // options are the command-line flags.
@@ -46,57 +44,7 @@ func main() {
 		}
 		return
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(2)
-		}
-		fmt.Fprintln(os.Stderr, "compaction:", err)
-		os.Exit(1)
-	}
-}
-
-// byteSize is a flag of bytes that also takes KiB, MiB and GiB suffixes.
-type byteSize struct{ n *int64 }
-
-func (b byteSize) String() string {
-	if b.n == nil {
-		return ""
-	}
-	return fmtBytes(*b.n)
-}
-
-func (b byteSize) Set(s string) error {
-	mult := int64(1)
-	num := s
-	for _, u := range []struct {
-		suffix string
-		mult   int64
-	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}} {
-		if v, ok := strings.CutSuffix(s, u.suffix); ok {
-			num, mult = strings.TrimSpace(v), u.mult
-			break
-		}
-	}
-	v, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || v < 0 {
-		return fmt.Errorf("%q: want bytes, optionally with a KiB, MiB or GiB suffix", s)
-	}
-	*b.n = v * mult
-	return nil
-}
-
-func fmtBytes(n int64) string {
-	switch {
-	case n >= 1<<30 && n%(1<<30) == 0:
-		return fmt.Sprintf("%dGiB", n>>30)
-	case n >= 1<<20 && n%(1<<20) == 0:
-		return fmt.Sprintf("%dMiB", n>>20)
-	case n >= 1<<10 && n%(1<<10) == 0:
-		return fmt.Sprintf("%dKiB", n>>10)
-	}
-	return fmt.Sprintf("%dB", n)
+	benchkit.Main("compaction", run)
 }
 
 var codecs = map[string]batch.Codec{"none": batch.CodecNone, "gzip": batch.CodecGzip, "snappy": batch.CodecSnappy, "lz4": batch.CodecLZ4, "zstd": batch.CodecZstd}
@@ -106,14 +54,14 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	o := options{size: 1 << 30, segmentBytes: 32 << 20, buffer: 16 << 20}
 	fs := flag.NewFlagSet("compaction", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Var(byteSize{&o.size}, "size", "bytes of record batches to write before compacting (KiB, MiB, GiB suffixes)")
+	benchkit.BytesVar(fs, &o.size, "size", "bytes of record batches to write before compacting (KiB, MiB, GiB suffixes)")
 	fs.IntVar(&o.keys, "keys", 100_000, "distinct record keys; each record updates one picked uniformly at random")
 	fs.IntVar(&o.valueMin, "value-min", 100, "smallest value length in bytes (each key has a fixed length in [min, max])")
 	fs.IntVar(&o.valueMax, "value-max", 1000, "largest value length in bytes")
 	fs.IntVar(&o.batchRecords, "batch-records", 64, "records per batch")
 	fs.StringVar(&o.codec, "codec", "lz4", "batch compression: none, gzip, snappy, lz4, zstd")
-	fs.Var(byteSize{&o.segmentBytes}, "segment-bytes", "the topic's segment.bytes (the agent's default: 32MiB)")
-	fs.Var(byteSize{&o.buffer}, "buffer", "the cleaner's key map budget, CleanerBufferBytes (the agent's default: 16MiB)")
+	benchkit.BytesVar(fs, &o.segmentBytes, "segment-bytes", "the topic's segment.bytes (the agent's default: 32MiB)")
+	benchkit.BytesVar(fs, &o.buffer, "buffer", "the cleaner's key map budget, CleanerBufferBytes (the agent's default: 16MiB)")
 	fs.StringVar(&o.dir, "dir", "", "parent `dir` of the temporary data directory (default: system temp); it needs room for -size plus a little")
 	fs.StringVar(&o.jsonPath, "json", "", "also write the results as JSON to this `file`")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary data directory")
@@ -122,11 +70,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the cleaner child's RunCleaner to `file`")
 	fs.StringVar(&o.memProfile, "memprofile", "", "write a heap profile of the cleaner child after RunCleaner to `file` (go tool pprof -sample_index=alloc_space)")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "give up after this long")
-	if err := fs.Parse(args); err != nil {
+	if err := benchkit.ParseFlags(fs, args); err != nil {
 		return o, err
-	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	if _, ok := codecs[o.codec]; !ok {
 		return o, fmt.Errorf("-codec %q: allowed: none, gzip, snappy, lz4, zstd", o.codec)
@@ -148,20 +93,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	work, err := os.MkdirTemp(o.dir, "samsa-compaction-")
+	work, removeWork, err := benchkit.WorkDir(o.dir, "samsa-compaction-", o.keep)
 	if err != nil {
 		return err
 	}
-	if !o.keep {
-		defer os.RemoveAll(work)
-	}
-	logf := func(format string, a ...any) {
-		fmt.Fprintf(stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, a...)...)
-	}
+	defer removeWork()
+	logf := benchkit.Logf(stderr)
 	rep := &report{Meta: collectMeta(args, work), Options: o.summary()}
 	rep.Shape = shape{Keys: o.keys, ValueMin: o.valueMin, ValueMax: o.valueMax, BatchRecords: o.batchRecords,
 		Codec: o.codec, SegmentBytes: o.segmentBytes, Seed: o.seed}
-	logf("generate: %s of %s batches over %d keys in %s", fmtBytes(o.size), o.codec, o.keys, work)
+	logf("generate: %s of %s batches over %d keys in %s", benchkit.FormatBytes(o.size), o.codec, o.keys, work)
 	activeBase, err := writeLog(work, o, &rep.Shape, stderr, logf)
 	if err != nil {
 		return fmt.Errorf("generate: %w", err)
@@ -184,9 +125,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		rep.CleanerCold = true
 	}
-	logf("clean: RunCleaner in a child process (key map %s, page cache %s)", fmtBytes(o.buffer), map[bool]string{true: "dropped", false: "warm"}[rep.CleanerCold])
-	if s, err := procStatus("self"); err == nil {
-		rep.ParentPeakRSS = mib(s["VmHWM"])
+	logf("clean: RunCleaner in a child process (key map %s, page cache %s)", benchkit.FormatBytes(o.buffer), map[bool]string{true: "dropped", false: "warm"}[rep.CleanerCold])
+	if m, err := benchkit.ReadProcMemory(os.Getpid()); err == nil {
+		rep.ParentPeakRSS = benchkit.MiB(m.HWM)
 	}
 	if rep.Cleaner, err = runChild(ctx, o, work, stderr); err != nil {
 		return err
@@ -201,10 +142,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if rep.FirstDirty, err = readFirstDirty(pdir); err != nil {
 		return err
 	}
-	rep.Meta.LoadAvgEnd = loadAvg()
+	rep.Meta.End()
 	rep.writeMarkdown(stdout)
 	if o.jsonPath != "" {
-		if err := rep.writeJSON(o.jsonPath); err != nil {
+		if err := benchkit.WriteJSON(o.jsonPath, rep); err != nil {
 			return err
 		}
 		logf("wrote %s", o.jsonPath)
@@ -272,8 +213,8 @@ func measureReads(o options, pdir string, activeBase int64, rep *report, logf fu
 
 func (o options) summary() map[string]any {
 	return map[string]any{
-		"size": fmtBytes(o.size), "keys": o.keys, "value_min": o.valueMin, "value_max": o.valueMax,
-		"batch_records": o.batchRecords, "codec": o.codec, "segment_bytes": fmtBytes(o.segmentBytes),
-		"buffer": fmtBytes(o.buffer), "drop_caches": o.dropCaches, "seed": o.seed,
+		"size": benchkit.FormatBytes(o.size), "keys": o.keys, "value_min": o.valueMin, "value_max": o.valueMax,
+		"batch_records": o.batchRecords, "codec": o.codec, "segment_bytes": benchkit.FormatBytes(o.segmentBytes),
+		"buffer": benchkit.FormatBytes(o.buffer), "drop_caches": o.dropCaches, "seed": o.seed,
 	}
 }

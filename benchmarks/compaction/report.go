@@ -1,18 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
-	"math"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
-	"time"
+
+	"github.com/samsa-io/samsa/benchmarks/internal/benchkit"
 )
 
 // report is the whole output: where it ran, with what, and the numbers.
@@ -42,108 +36,13 @@ type report struct {
 }
 
 type meta struct {
-	Date          string  `json:"date"`
-	Command       string  `json:"command"`
-	NProc         int     `json:"nproc"`
-	CPUModel      string  `json:"cpu_model"`
-	Kernel        string  `json:"kernel"`
-	MemTotalMiB   float64 `json:"mem_total_mib"`
-	GoVersion     string  `json:"go_version"`
-	SamsaRevision string  `json:"samsa_revision"`
-	Filesystem    string  `json:"filesystem"` // device and type of the data directory's filesystem
-	LoadAvgStart  string  `json:"loadavg_start"`
-	LoadAvgEnd    string  `json:"loadavg_end"`
+	benchkit.Machine
+	Filesystem string `json:"filesystem"` // device and type of the data directory's filesystem
 }
 
 func collectMeta(args []string, dir string) meta {
-	m := meta{
-		Date:      time.Now().UTC().Format(time.RFC3339),
-		Command:   strings.TrimSpace("go run ./benchmarks/compaction " + strings.Join(args, " ")),
-		NProc:     runtime.NumCPU(),
-		GoVersion: runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH,
-		CPUModel:  procField("/proc/cpuinfo", "model name"),
-		Kernel:    strings.TrimSpace(readFile("/proc/sys/kernel/osrelease")),
-	}
-	m.LoadAvgStart = loadAvg()
-	var kb float64
-	fmt.Sscanf(procField("/proc/meminfo", "MemTotal"), "%g", &kb)
-	m.MemTotalMiB = math.Round(kb / 1024)
-	if out, err := exec.Command("git", "describe", "--always", "--dirty").Output(); err == nil {
-		m.SamsaRevision = strings.TrimSpace(string(out))
-	}
-	m.Filesystem = filesystemOf(dir)
-	return m
+	return meta{Machine: benchkit.DescribeMachine("compaction", args), Filesystem: benchkit.FilesystemOf(dir)}
 }
-
-// filesystemOf names the mount holding dir ("/dev/vda ext4 on /"), from /proc/mounts.
-func filesystemOf(dir string) string {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return ""
-	}
-	if r, err := filepath.EvalSymlinks(abs); err == nil {
-		abs = r
-	}
-	best, bestLen := "", -1
-	sc := bufio.NewScanner(strings.NewReader(readFile("/proc/mounts")))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) < 3 {
-			continue
-		}
-		mp := f[1]
-		if (abs == mp || strings.HasPrefix(abs, strings.TrimSuffix(mp, "/")+"/")) && len(mp) > bestLen {
-			best, bestLen = f[0]+" "+f[2]+" on "+mp, len(mp)
-		}
-	}
-	return best
-}
-
-func loadAvg() string {
-	f := strings.Fields(readFile("/proc/loadavg"))
-	if len(f) < 3 {
-		return ""
-	}
-	return strings.Join(f[:3], " ")
-}
-
-func readFile(path string) string {
-	b, _ := os.ReadFile(path)
-	return string(b)
-}
-
-// procField returns the value of the first "key : value" line of a /proc file.
-func procField(path, key string) string {
-	sc := bufio.NewScanner(strings.NewReader(readFile(path)))
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if ok && strings.TrimSpace(k) == key {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
-}
-
-func fmtInt(v float64) string {
-	s := fmt.Sprintf("%.0f", v)
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
-}
-
-func plural(n int, what string) string {
-	if n == 1 {
-		return "1 " + what
-	}
-	return fmt.Sprintf("%d %ss", n, what)
-}
-
-func mibOf(n int64) float64 { return float64(n) / (1 << 20) }
 
 // complete reports whether compaction left every key of the sealed segments exactly once.
 func (r *report) complete() bool {
@@ -159,7 +58,7 @@ func (r *report) completeText() string {
 	case r.complete():
 		return "yes"
 	case r.keyMapFilled() && r.FirstDirty < r.SealedEnd:
-		return fmt.Sprintf("no: the key map filled up; %s superseded records are left for later passes (expected)", fmtInt(float64(r.After.DuplicateRecords)))
+		return fmt.Sprintf("no: the key map filled up; %s superseded records are left for later passes (expected)", benchkit.FormatInt(float64(r.After.DuplicateRecords)))
 	}
 	return "**no**"
 }
@@ -169,12 +68,12 @@ func (r *report) rows() [][2]string {
 	c := &r.Cleaner
 	b, a := &r.Before, &r.After
 	rows := [][2]string{
-		{"log before: sealed segments (what the cleaner may compact), MiB", fmt.Sprintf("%.1f (%s)", mibOf(b.SealedBytes), plural(b.SealedSegments, "segment"))},
-		{"records before (sealed segments)", fmtInt(float64(b.SealedRecords))},
-		{"distinct keys (sealed segments)", fmtInt(float64(r.Shape.SealedKeys))},
-		{"log after: sealed segments, MiB", fmt.Sprintf("%.1f (%s)", mibOf(a.SealedBytes), plural(a.SealedSegments, "segment"))},
-		{"records after (sealed segments)", fmtInt(float64(a.SealedRecords))},
-		{"compacted up to offset (cleaner checkpoint) / end of the sealed segments", fmt.Sprintf("%s / %s", fmtInt(float64(r.FirstDirty)), fmtInt(float64(r.SealedEnd)))},
+		{"log before: sealed segments (what the cleaner may compact), MiB", fmt.Sprintf("%.1f (%s)", benchkit.MiB(b.SealedBytes), benchkit.Plural(b.SealedSegments, "segment"))},
+		{"records before (sealed segments)", benchkit.FormatInt(float64(b.SealedRecords))},
+		{"distinct keys (sealed segments)", benchkit.FormatInt(float64(r.Shape.SealedKeys))},
+		{"log after: sealed segments, MiB", fmt.Sprintf("%.1f (%s)", benchkit.MiB(a.SealedBytes), benchkit.Plural(a.SealedSegments, "segment"))},
+		{"records after (sealed segments)", benchkit.FormatInt(float64(a.SealedRecords))},
+		{"compacted up to offset (cleaner checkpoint) / end of the sealed segments", fmt.Sprintf("%s / %s", benchkit.FormatInt(float64(r.FirstDirty)), benchkit.FormatInt(float64(r.SealedEnd)))},
 		{"every key exactly once after compaction", r.completeText()},
 		{"**compaction throughput, MB/s** (sealed bytes before ÷ wall time)", fmt.Sprintf("**%.1f**", c.MBPerSec)},
 		{"RunCleaner wall time, s", fmt.Sprintf("%.2f", c.Seconds)},
@@ -182,13 +81,13 @@ func (r *report) rows() [][2]string {
 		{"cleaner read, MB (key-map pass + rewrite pass)", fmt.Sprintf("%.1f", float64(c.ReadBytes)/1e6)},
 		{"cleaner read rate, MB/s", fmt.Sprintf("%.1f", float64(c.ReadBytes)/1e6/c.Seconds)},
 		{"cleaner written, MB", fmt.Sprintf("%.1f", float64(c.WrittenBytes)/1e6)},
-		{"records removed (counted in the files) / passes / segments rewritten", fmt.Sprintf("%s / %d / %d", fmtInt(float64(r.RemovedRecords)), c.Passes, c.SegmentsRewritten)},
+		{"records removed (counted in the files) / passes / segments rewritten", fmt.Sprintf("%s / %d / %d", benchkit.FormatInt(float64(r.RemovedRecords)), c.Passes, c.SegmentsRewritten)},
 		{"**cleaner peak RSS (VmHWM of the child), MiB**", fmt.Sprintf("**%.1f**", c.PeakRSS)},
 		{"child RSS after opening the store, before cleaning, MiB", fmt.Sprintf("%.1f", c.RSSAfterOpen)},
 		{"key map budget (-buffer), MiB", fmt.Sprintf("%.1f", c.KeyMapMiB)},
 		{"peak RssAnon (heap, stacks) / RssFile (binary, mmapped indexes), MiB", fmt.Sprintf("%.1f / %.1f", c.PeakAnon, c.PeakFile)},
 		{"peak Go heap (objects) / peak GC heap goal, MiB", fmt.Sprintf("%.1f / %.1f", c.PeakHeap, c.PeakHeapGoal)},
-		{"allocated during RunCleaner, MiB (allocations, GC cycles)", fmt.Sprintf("%.1f (%s, %d)", c.TotalAllocMiB, fmtInt(float64(c.Mallocs)), c.NumGC)},
+		{"allocated during RunCleaner, MiB (allocations, GC cycles)", fmt.Sprintf("%.1f (%s, %d)", c.TotalAllocMiB, benchkit.FormatInt(float64(c.Mallocs)), c.NumGC)},
 	}
 	if r.ReadCold != nil {
 		rows = append(rows, [2]string{"raw sequential read of the sealed files, cold cache, MB/s", fmt.Sprintf("%.1f", r.ReadCold.MBPerSec)})
@@ -207,9 +106,9 @@ func (r *report) writeMarkdown(w io.Writer) {
 	sh := &r.Shape
 	fmt.Fprintf(&b, "\nNotes:\n")
 	fmt.Fprintf(&b, "- Shape: one partition, cleanup.policy=compact, segment.bytes %s; %s records in %s batches of %d (%s), %s distinct keys like \"plant1/line07/sensor000123\", each record updating one picked uniformly at random (%.1f updates per key); JSON sensor-reading values of a fixed length per key, uniform in %d–%d bytes; %.1f MiB of keys+values stored as %.1f MiB of batches (%.2f× compression). Generated in %.1f s.\n",
-		fmtBytes(sh.SegmentBytes), fmtInt(float64(sh.Records)), fmtInt(float64(sh.Batches)), sh.BatchRecords, sh.Codec,
-		fmtInt(float64(sh.KeysWritten)), sh.UpdatesPerKey, sh.ValueMin, sh.ValueMax,
-		mibOf(sh.PayloadBytes), mibOf(r.Before.Bytes), float64(sh.PayloadBytes)/float64(max(r.Before.Bytes, 1)), sh.Seconds)
+		benchkit.FormatBytes(sh.SegmentBytes), benchkit.FormatInt(float64(sh.Records)), benchkit.FormatInt(float64(sh.Batches)), sh.BatchRecords, sh.Codec,
+		benchkit.FormatInt(float64(sh.KeysWritten)), sh.UpdatesPerKey, sh.ValueMin, sh.ValueMax,
+		benchkit.MiB(sh.PayloadBytes), benchkit.MiB(r.Before.Bytes), float64(sh.PayloadBytes)/float64(max(r.Before.Bytes, 1)), sh.Seconds)
 	fmt.Fprintf(&b, "- The cleaner ran alone in a child process: commitlog.Open, then Store.RunCleaner (timed). Peak RSS is the child's VmHWM, so it includes the Go runtime and the opened store (see \"after opening\"). The key map's budget is -buffer (24 bytes a slot); the agent may allocate less for a pass with fewer records.\n")
 	cache := "warm page cache (the data had just been written)"
 	if r.CleanerCold {
@@ -217,7 +116,7 @@ func (r *report) writeMarkdown(w io.Writer) {
 	}
 	fmt.Fprintf(&b, "- The cleaner started with a %s. It reads the sealed segments twice: the key-map pass, then the rewrite pass, which finds the data in the page cache unless it is larger than memory.\n", cache)
 	if c := &r.Cleaner; c.RemovedRecords != r.RemovedRecords {
-		fmt.Fprintf(&b, "- **The agent's samsa_cleaner_removed_records_total says %s records were removed; the files say %s.**\n", fmtInt(float64(c.RemovedRecords)), fmtInt(float64(r.RemovedRecords)))
+		fmt.Fprintf(&b, "- **The agent's samsa_cleaner_removed_records_total says %s records were removed; the files say %s.**\n", benchkit.FormatInt(float64(c.RemovedRecords)), benchkit.FormatInt(float64(r.RemovedRecords)))
 	}
 	fmt.Fprintf(&b, "- The child's ru_maxrss from wait4 is %.1f MiB, but it cannot show less than the parent's peak RSS (%.1f MiB here): Go starts children with vfork, so the exec'd child's ru_maxrss starts from the parent's. Hence VmHWM, read inside the child.\n", r.Cleaner.RusageMaxRSS, r.ParentPeakRSS)
 	if g := r.Cleaner; g.GOGC != "" || g.GOMEMLIMIT != "" {
@@ -235,12 +134,4 @@ func (r *report) writeMarkdown(w io.Writer) {
 	fmt.Fprintf(&b, "- Machine: %d CPUs (%s), %.0f MiB RAM, kernel %s, data on %s; %s; load average %s at start, %s at end. MB = 10^6 bytes, MiB = 2^20 bytes.\n",
 		r.Meta.NProc, r.Meta.CPUModel, r.Meta.MemTotalMiB, r.Meta.Kernel, r.Meta.Filesystem, r.Meta.GoVersion, r.Meta.LoadAvgStart, r.Meta.LoadAvgEnd)
 	w.Write(b.Bytes())
-}
-
-func (r *report) writeJSON(path string) error {
-	data, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, append(data, '\n'), 0o644)
 }

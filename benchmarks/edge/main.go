@@ -6,13 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/samsa-io/samsa/benchmarks/internal/benchkit"
 )
 
 // options are the command-line flags.
@@ -29,17 +28,7 @@ type options struct {
 	keep       bool
 }
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(2)
-		}
-		fmt.Fprintln(os.Stderr, "edge:", err)
-		os.Exit(1)
-	}
-}
+func main() { benchkit.Main("edge", run) }
 
 // run parses args, runs the benchmark and prints the report to stdout.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -57,18 +46,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if !filepath.IsAbs(o.sizes) {
 		o.sizes = filepath.Join(root, o.sizes)
 	}
-	work, err := os.MkdirTemp(o.dir, "samsa-edge-")
+	work, removeWork, err := benchkit.WorkDir(o.dir, "samsa-edge-", o.keep)
 	if err != nil {
 		return err
 	}
-	if !o.keep {
-		defer os.RemoveAll(work)
-	}
+	defer removeWork()
 	logf := func(format string, a ...any) { fmt.Fprintf(stderr, "edge: "+format+"\n", a...) }
 	bin := o.samsaBin
 	if bin == "" {
 		logf("building ./cmd/samsa (-trimpath -ldflags '-s -w', CGO_ENABLED=0)")
-		if bin, err = buildSamsa(ctx, root, work); err != nil {
+		if bin, err = buildSamsa(ctx, work); err != nil {
 			return err
 		}
 	}
@@ -79,7 +66,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	res.Sizes, res.SizesNote = readSizes(o.sizes)
 	writeReport(stdout, o, res)
 	if o.jsonPath != "" {
-		if err := writeJSON(o.jsonPath, res); err != nil {
+		if err := benchkit.WriteJSON(o.jsonPath, res); err != nil {
 			return err
 		}
 	}
@@ -100,11 +87,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.dir, "dir", "", "parent `DIR` of the temporary data directory (default $TMPDIR)")
 	fs.StringVar(&o.jsonPath, "json", "", "also write every number as JSON to `FILE`")
 	fs.BoolVar(&o.keep, "keep", false, "keep the data directory")
-	if err := fs.Parse(args); err != nil {
+	if err := benchkit.ParseFlags(fs, args); err != nil {
 		return o, err
-	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	var err error
 	if o.rate, err = parseRate(*rate); err != nil {

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/samsa-io/samsa/benchmarks/internal/benchkit"
 )
 
 // TestSmoke runs the whole program for 3 s at 1 MB/s with the gateway profile and checks the
@@ -20,29 +18,12 @@ func TestSmoke(t *testing.T) {
 	if err := os.WriteFile(sizes, []byte("samsa-linux-arm64\tlinux/arm64\t14942370\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var stdout, stderr bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // failure bound only
-	defer cancel()
-	args := []string{"-duration", "3s", "-rate", "1MB", "-idle-wait", "200ms", "-dir", t.TempDir(),
-		"-sizes", sizes, "-json", jsonPath}
-	if err := run(ctx, args, &stdout, &stderr); err != nil {
-		t.Fatalf("run: %v\nstderr:\n%s", err, stderr.String())
-	}
-	out := stdout.String()
-	for _, want := range []string{"### Memory: industrial-gateway-256mb.yaml", "| idle RSS", "| peak RSS under load (VmHWM)",
-		"### Binary sizes", "| samsa-linux-arm64 | linux/arm64 | 14942370 |", "the arm64 agent under 20 MB: met"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("output lacks %q:\n%s", want, out)
-		}
-	}
-	data, err := os.ReadFile(jsonPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	out := benchkit.RunSmoke(t, 5*time.Minute, run, "-duration", "3s", "-rate", "1MB", "-idle-wait", "200ms", "-dir", t.TempDir(),
+		"-sizes", sizes, "-json", jsonPath)
+	benchkit.CheckOutput(t, out, "### Memory: industrial-gateway-256mb.yaml", "| idle RSS", "| peak RSS under load (VmHWM)",
+		"### Binary sizes", "| samsa-linux-arm64 | linux/arm64 | 14942370 |", "the arm64 agent under 20 MB: met")
 	var r result
-	if err := json.Unmarshal(data, &r); err != nil {
-		t.Fatal(err)
-	}
+	benchkit.ReadJSON(t, jsonPath, &r)
 	if r.Load.Records == 0 || r.Load.Errors != 0 || r.IdleRSS == 0 || r.PeakHWM < r.IdleRSS || !r.CleanStop ||
 		r.Metrics["samsa_memory_budget_bytes"] != 40<<20 {
 		t.Fatalf("result: %+v", r)

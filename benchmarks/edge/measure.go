@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"time"
+
+	"github.com/samsa-io/samsa/benchmarks/internal/benchkit"
 )
 
 // result is every number of a run.
@@ -63,39 +65,39 @@ func measure(ctx context.Context, o options, bin, work string, logf func(string,
 	stopped := false
 	defer func() {
 		if !stopped {
-			p.stop()
+			p.Stop()
 		}
 	}()
-	st, err := procStatus(p.pid())
+	st, err := benchkit.ReadProcMemory(p.PID())
 	if err != nil {
 		return nil, err
 	}
-	res.StartupRSS = st["VmRSS"]
+	res.StartupRSS = st.RSS
 
 	logf("idle for %s", o.idleWait)
 	if err := sleep(ctx, o.idleWait); err != nil {
 		return nil, err
 	}
-	if st, err = procStatus(p.pid()); err != nil {
+	if st, err = benchkit.ReadProcMemory(p.PID()); err != nil {
 		return nil, err
 	}
-	res.IdleRSS, res.IdleAnon, res.IdleFile = st["VmRSS"], st["RssAnon"], st["RssFile"]
+	res.IdleRSS, res.IdleAnon, res.IdleFile = st.RSS, st.Anon, st.File
 
 	logf("producing %.1f MB/s of %d B records for %s", float64(o.rate)/1e6, o.recordSize, o.duration)
-	s := startSampler(p.pid())
-	res.Load, err = produceAtRate(ctx, p.kafkaAddr, o.rate, o.recordSize, o.duration)
-	if st, herr := procStatus(p.pid()); herr == nil {
-		res.PeakHWM = st["VmHWM"]
+	s := benchkit.StartMemSampler(p.PID(), 50*time.Millisecond)
+	res.Load, err = produceAtRate(ctx, p.KafkaAddr, o.rate, o.recordSize, o.duration)
+	if st, herr := benchkit.ReadProcMemory(p.PID()); herr == nil {
+		res.PeakHWM = st.HWM
 	}
-	var serr error
-	res.PeakRSS, res.PeakAnon, res.PeakFile, res.Samples, serr = s.stop()
+	peaks := s.Stop()
+	res.PeakRSS, res.PeakAnon, res.PeakFile, res.Samples = peaks.RSS, peaks.Anon, peaks.File, peaks.Samples
 	if err != nil {
-		return nil, fmt.Errorf("load: %w\n%s", err, p.logs)
+		return nil, fmt.Errorf("load: %w\n%s", err, p.Log)
 	}
-	if serr != nil {
-		return nil, fmt.Errorf("memory sampler: %w", serr)
+	if peaks.Err != nil {
+		return nil, fmt.Errorf("memory sampler: %w", peaks.Err)
 	}
-	if m, err := p.metrics(); err == nil {
+	if m, err := agentMetrics(p); err == nil {
 		res.Metrics = map[string]float64{}
 		for _, k := range reportedMetrics {
 			if v, ok := m[k]; ok {
@@ -108,12 +110,12 @@ func measure(ctx context.Context, o options, bin, work string, logf func(string,
 	if err := sleep(ctx, o.idleWait); err != nil {
 		return nil, err
 	}
-	if st, err = procStatus(p.pid()); err != nil {
+	if st, err = benchkit.ReadProcMemory(p.PID()); err != nil {
 		return nil, err
 	}
-	res.AfterRSS = st["VmRSS"]
+	res.AfterRSS = st.RSS
 	stopped = true
-	if err := p.stop(); err != nil {
+	if err := p.Stop(); err != nil {
 		res.StopError = err.Error()
 	} else {
 		res.CleanStop = true

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -103,12 +102,4 @@ func writeReport(w io.Writer, o options, r *result) {
 		p("\nTarget: the arm64 agent under 20 MB: %s (%.2f MB).\n", verdict(arm64 < targetArm64Bin), float64(arm64)/1e6)
 	}
 	p("\n(%s)\n", r.SizesNote)
-}
-
-func writeJSON(path string, r *result) error {
-	data, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, append(data, '\n'), 0o644)
 }

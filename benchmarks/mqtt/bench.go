@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +18,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/samsa-io/samsa/agent"
+	"github.com/samsa-io/samsa/benchmarks/internal/benchkit"
 )
 
 // filter matches every device topic of the load ("bench/dev-NNN/data").
@@ -142,8 +142,8 @@ func (l *load) publishOne(c paho.Client, topics []string, n int64) error {
 type cpuMark struct{ mosq, self float64 }
 
 func markCPU(mosqPID int) cpuMark {
-	m, _ := procCPU(mosqPID)
-	s, _ := procCPU(os.Getpid())
+	m, _ := benchkit.ProcCPU(mosqPID)
+	s, _ := benchkit.ProcCPU(os.Getpid())
 	return cpuMark{m, s}
 }
 
@@ -341,44 +341,4 @@ func waitMetric(ctx context.Context, url, sample string, want int64) error {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return fmt.Errorf("samsa: %s = %d, want %d after %s", sample, got, want, stallTimeout)
-}
-
-// procCPU is utime+stime of a process in seconds, from /proc/PID/stat.
-func procCPU(pid int) (float64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	s := string(data)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 || i+2 > len(s) {
-		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
-	}
-	f := strings.Fields(s[i+2:]) // f[0] is field 3 (state); utime is field 14, stime 15
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: too few fields", pid)
-	}
-	ut, err1 := strconv.ParseFloat(f[11], 64)
-	st, err2 := strconv.ParseFloat(f[12], 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: bad utime/stime", pid)
-	}
-	return (ut + st) / 100, nil // USER_HZ
-}
-
-// mosquittoPID finds the broker started with the configuration file in dir.
-func mosquittoPID(dir string) int {
-	conf := filepath.Join(dir, "mosquitto.conf")
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		if strings.Contains(string(cmd), conf) {
-			return pid
-		}
-	}
-	return 0
 }

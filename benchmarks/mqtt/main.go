@@ -27,9 +27,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 
+	"github.com/samsa-io/samsa/benchmarks/internal/benchkit"
 	"github.com/samsa-io/samsa/internal/testmosquitto"
 )
 
@@ -45,17 +44,7 @@ type options struct {
 	logOut     io.Writer
 }
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(2)
-		}
-		fmt.Fprintln(os.Stderr, "mqtt:", err)
-		os.Exit(1)
-	}
-}
+func main() { benchkit.Main("mqtt", run) }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
 	o := options{logOut: stderr}
@@ -69,11 +58,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.fsync, "fsync", "interval", "the agent's fsync mode: always, interval or never")
 	fs.StringVar(&o.dir, "dir", "", "parent `DIR` of the temporary directories (default $TMPDIR)")
 	fs.StringVar(&o.jsonPath, "json", "", "also write every number as JSON to `FILE`")
-	if err := fs.Parse(args); err != nil {
+	if err := benchkit.ParseFlags(fs, args); err != nil {
 		return o, err
-	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	if o.messages < 1 || o.payload < 1 || o.publishers < 1 || o.topics < 1 || o.rounds < 1 {
 		return o, errors.New("-messages, -payload, -publishers, -topics and -rounds must be positive")
@@ -107,7 +93,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("mosquitto: %w", err)
 	}
-	mosqPID := mosquittoPID(work)
+	mosqPID := srv.PID()
 	rep := newReport(args, o, bin)
 	logf := func(format string, a ...any) { fmt.Fprintf(stderr, "mqtt: "+format+"\n", a...) }
 	for _, qos := range []byte{0, 1} {
@@ -131,7 +117,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	rep.summarize()
 	rep.writeMarkdown(stdout)
 	if o.jsonPath != "" {
-		return rep.writeJSON(o.jsonPath)
+		return benchkit.WriteJSON(o.jsonPath, rep)
 	}
 	return nil
 }

@@ -1,16 +1,12 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
 	"io"
-	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/samsa-io/samsa/benchmarks/internal/benchkit"
 	"github.com/samsa-io/samsa/internal/testmosquitto"
 )
 
@@ -21,34 +17,15 @@ import (
 func TestSmoke(t *testing.T) {
 	testmosquitto.Binary(t) // skips without mosquitto (fails when CI is set)
 	jsonPath := filepath.Join(t.TempDir(), "results.json")
-	var stdout, stderr bytes.Buffer
-	args := []string{"-messages", "2000", "-publishers", "3", "-topics", "10", "-rounds", "1", "-dir", t.TempDir(), "-json", jsonPath}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	if err := run(ctx, args, &stdout, &stderr); err != nil {
-		t.Fatalf("run: %v\nstderr:\n%s", err, stderr.String())
-	}
-	out := stdout.String()
-	for _, want := range []string{
+	out := benchkit.RunSmoke(t, 3*time.Minute, run, "-messages", "2000", "-publishers", "3", "-topics", "10", "-rounds", "1",
+		"-dir", t.TempDir(), "-json", jsonPath)
+	benchkit.CheckOutput(t, out,
 		"## MQTT bridge ingest (median of 1 round)",
 		"| QoS | ceiling msgs/s (paho subscriber) | samsa msgs/s (bridge → log) | samsa ÷ ceiling | target | met? |",
 		"| 0 | ", "| 1 | ", "Targets met: ", "| 1 | 0 | ", "| 1 | 1 | ",
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("output lacks %q:\n%s", want, out)
-		}
-	}
-	if strings.Contains(out, "NaN") || strings.Contains(out, "Inf") {
-		t.Errorf("output has NaN or Inf:\n%s", out)
-	}
-	data, err := os.ReadFile(jsonPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	)
 	var r report
-	if err := json.Unmarshal(data, &r); err != nil {
-		t.Fatalf("bad JSON: %v", err)
-	}
+	benchkit.ReadJSON(t, jsonPath, &r)
 	for q, x := range r.Results {
 		if x.QoS != q || len(x.Ceiling) != 1 || len(x.Samsa) != 1 {
 			t.Fatalf("QoS %d: %+v", q, x)

@@ -2,15 +2,12 @@ package main
 
 import (
 	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
-	"runtime"
-	"slices"
 	"strings"
-	"time"
+
+	"github.com/samsa-io/samsa/benchmarks/internal/benchkit"
 )
 
 // targets are issue 7's: samsa ÷ ceiling at QoS 0 and QoS 1.
@@ -23,15 +20,8 @@ type report struct {
 }
 
 type meta struct {
-	Date      string `json:"date"`
-	Command   string `json:"command"`
-	NProc     int    `json:"nproc"`
-	CPUModel  string `json:"cpu_model"`
-	GoVersion string `json:"go_version"`
-	Revision  string `json:"samsa_revision"`
+	benchkit.Machine
 	Mosquitto string `json:"mosquitto"`
-	LoadStart string `json:"loadavg_start"`
-	LoadEnd   string `json:"loadavg_end"`
 }
 
 type qosResult struct {
@@ -53,19 +43,9 @@ type qosResult struct {
 
 func newReport(args []string, o options, bin string) *report {
 	r := &report{
-		Meta: meta{
-			Date:      time.Now().UTC().Format(time.RFC3339),
-			Command:   strings.TrimSpace("go run ./benchmarks/mqtt " + strings.Join(args, " ")),
-			NProc:     runtime.NumCPU(),
-			CPUModel:  procField("/proc/cpuinfo", "model name"),
-			GoVersion: runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH,
-			LoadStart: loadAvg(),
-		},
+		Meta: meta{Machine: benchkit.DescribeMachine("mqtt", args)},
 		Options: map[string]any{"messages": o.messages, "payload": o.payload, "publishers": o.publishers,
 			"topics": o.topics, "rounds": o.rounds, "fsync": o.fsync},
-	}
-	if out, err := exec.Command("git", "describe", "--always", "--dirty").Output(); err == nil {
-		r.Meta.Revision = strings.TrimSpace(string(out))
 	}
 	if out, _ := exec.Command(bin, "-h").CombinedOutput(); len(out) > 0 {
 		r.Meta.Mosquitto, _, _ = strings.Cut(string(out), "\n")
@@ -76,28 +56,16 @@ func newReport(args []string, o options, bin string) *report {
 	return r
 }
 
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := slices.Clone(v)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
 func medianOf(runs []measurement, f func(measurement) float64) float64 {
 	v := make([]float64, len(runs))
 	for i, r := range runs {
 		v[i] = f(r)
 	}
-	return median(v)
+	return benchkit.Median(v)
 }
 
 func (r *report) summarize() {
-	r.Meta.LoadEnd = loadAvg()
+	r.Meta.End()
 	for q := range r.Results {
 		x := &r.Results[q]
 		x.CeilingMsgsPerS = medianOf(x.Ceiling, func(r measurement) float64 { return r.MsgsPerS })
@@ -119,7 +87,7 @@ func (r *report) summarize() {
 func (r *report) writeMarkdown(w io.Writer) {
 	bw := bufio.NewWriter(w)
 	defer bw.Flush()
-	fmt.Fprintf(bw, "## MQTT bridge ingest (median of %s)\n\n", plural(len(r.Results[0].Ceiling), "round"))
+	fmt.Fprintf(bw, "## MQTT bridge ingest (median of %s)\n\n", benchkit.Plural(len(r.Results[0].Ceiling), "round"))
 	fmt.Fprintln(bw, "| QoS | ceiling msgs/s (paho subscriber) | samsa msgs/s (bridge → log) | samsa ÷ ceiling | target | met? |")
 	fmt.Fprintln(bw, "|---|---|---|---|---|---|")
 	met := 0
@@ -128,7 +96,7 @@ func (r *report) writeMarkdown(w io.Writer) {
 		if x.Met {
 			v, met = "yes", met+1
 		}
-		fmt.Fprintf(bw, "| %d | %s | %s | %.0f %% | ≥ %.0f %% | %s |\n", x.QoS, fmtInt(x.CeilingMsgsPerS), fmtInt(x.SamsaMsgsPerS),
+		fmt.Fprintf(bw, "| %d | %s | %s | %.0f %% | ≥ %.0f %% | %s |\n", x.QoS, benchkit.FormatInt(x.CeilingMsgsPerS), benchkit.FormatInt(x.SamsaMsgsPerS),
 			100*x.Ratio, 100*x.Target, v)
 	}
 	fmt.Fprintf(bw, "\nTargets met: %d of 2\n\n", met)
@@ -145,7 +113,7 @@ func (r *report) writeMarkdown(w io.Writer) {
 	for _, x := range r.Results {
 		for i := range x.Ceiling {
 			c, s := x.Ceiling[i], x.Samsa[i]
-			fmt.Fprintf(bw, "| %d | %d | %s | %s | %d | %d |\n", i+1, x.QoS, fmtInt(c.MsgsPerS), fmtInt(s.MsgsPerS), s.Messages, s.Acked)
+			fmt.Fprintf(bw, "| %d | %d | %s | %s | %d | %d |\n", i+1, x.QoS, benchkit.FormatInt(c.MsgsPerS), benchkit.FormatInt(s.MsgsPerS), s.Messages, s.Acked)
 		}
 	}
 	o := r.Options
@@ -153,55 +121,5 @@ func (r *report) writeMarkdown(w io.Writer) {
 		o["messages"], o["payload"], o["publishers"], o["topics"])
 	fmt.Fprintf(bw, "- Agent: in-process, fsync=%v, bridge defaults (linger 5ms, lz4, max_in_flight 1000); %s\n", o["fsync"], r.Meta.Mosquitto)
 	fmt.Fprintf(bw, "- Machine: %d × %s, %s; revision %s; load average %s at the start, %s at the end\n",
-		r.Meta.NProc, r.Meta.CPUModel, r.Meta.GoVersion, r.Meta.Revision, r.Meta.LoadStart, r.Meta.LoadEnd)
-}
-
-func (r *report) writeJSON(path string) error {
-	data, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, append(data, '\n'), 0o644)
-}
-
-// procField returns the value of the first "key : value" line of a /proc file.
-func procField(path, key string) string {
-	b, _ := os.ReadFile(path)
-	sc := bufio.NewScanner(strings.NewReader(string(b)))
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if ok && strings.TrimSpace(k) == key {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
-}
-
-func fmtInt(v float64) string {
-	s := fmt.Sprintf("%.0f", v)
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
-}
-
-// loadAvg is the 1, 5 and 15 minute load averages.
-func loadAvg() string {
-	b, _ := os.ReadFile("/proc/loadavg")
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return ""
-	}
-	return strings.Join(f[:3], " ")
-}
-
-func plural(n int, what string) string {
-	if n == 1 {
-		return "1 " + what
-	}
-	return fmt.Sprintf("%d %ss", n, what)
+		r.Meta.NProc, r.Meta.CPUModel, r.Meta.GoVersion, r.Meta.SamsaRevision, r.Meta.LoadAvgStart, r.Meta.LoadAvgEnd)
 }

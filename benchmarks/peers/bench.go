@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"time"
+
+	"github.com/samsa-io/samsa/benchmarks/internal/benchkit"
 )
 
 // Record sizes of the throughput tests (record value bytes; no key, no headers).
@@ -54,12 +56,12 @@ func newThroughput(m *meter, n int, size int) throughput {
 type meter struct {
 	pid   int
 	start time.Time
-	snap  cpuSnapshot
+	snap  benchkit.CPUSnapshot
 	use   cpuUse
 }
 
 func (m *meter) begin() {
-	m.snap = takeCPU(m.pid)
+	m.snap = benchkit.TakeCPU(m.pid)
 	m.start = time.Now()
 }
 

@@ -15,17 +15,18 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/samsa-io/samsa/internal/testproc"
 )
 
 // natsJS is a nats-server child process with JetStream on, file storage under dir.
 type natsJS struct {
-	o      options
-	cmd    *exec.Cmd
-	exited chan error
-	log    *tailBuffer
-	url    string
-	ver    string
-	nc     *nats.Conn
+	o    options
+	proc *testproc.Process
+	log  *testproc.TailBuffer
+	url  string
+	ver  string
+	nc   *nats.Conn
 }
 
 // findNATSServer returns the nats-server binary: the flag, PATH, or Debian's location.
@@ -33,12 +34,8 @@ func findNATSServer(flagValue string) (string, error) {
 	if flagValue != "" {
 		return flagValue, nil
 	}
-	if p, err := exec.LookPath("nats-server"); err == nil {
+	if p, ok := testproc.LookPath("nats-server", "/usr/sbin"); ok {
 		return p, nil
-	}
-	const debian = "/usr/sbin/nats-server"
-	if _, err := os.Stat(debian); err == nil {
-		return debian, nil
 	}
 	return "", errors.New("nats-server not found (apt-get install nats-server, or -nats-server PATH)")
 }
@@ -51,20 +48,18 @@ func startJetStream(ctx context.Context, o options, dir string, logf func(string
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	s := &natsJS{o: o, exited: make(chan error, 1), log: &tailBuffer{max: 8 << 10}}
+	s := &natsJS{o: o, log: testproc.NewTailBuffer(8 << 10)}
 	if out, err := exec.CommandContext(ctx, bin, "--version").CombinedOutput(); err == nil {
 		s.ver = strings.TrimSpace(string(out))
 	}
-	s.cmd = exec.Command(bin, "-js", "-sd", filepath.Join(dir, "store"), "-a", "127.0.0.1", "-p", "-1",
+	cmd := exec.Command(bin, "-js", "-sd", filepath.Join(dir, "store"), "-a", "127.0.0.1", "-p", "-1",
 		"--ports_file_dir", dir, "-n", "peers-bench")
-	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
-	s.cmd.SysProcAttr = childAttr()
-	if err := s.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", bin, err)
+	cmd.Stdout, cmd.Stderr = s.log, s.log
+	if s.proc, err = testproc.Start(cmd, nil); err != nil { // dies with the benchmark
+		return nil, err
 	}
-	go func() { s.exited <- s.cmd.Wait() }()
-	portsFile := filepath.Join(dir, fmt.Sprintf("%s_%d.ports", filepath.Base(bin), s.cmd.Process.Pid))
-	if s.url, err = waitPortsFile(ctx, portsFile, s.exited); err != nil {
+	portsFile := filepath.Join(dir, fmt.Sprintf("%s_%d.ports", filepath.Base(bin), s.proc.PID()))
+	if s.url, err = waitPortsFile(ctx, s.proc, portsFile); err != nil {
 		s.close()
 		return nil, fmt.Errorf("%w\n%s", err, s.log)
 	}
@@ -72,53 +67,51 @@ func startJetStream(ctx context.Context, o options, dir string, logf func(string
 		s.close()
 		return nil, fmt.Errorf("connect %s: %w", s.url, err)
 	}
-	logf("nats-server pid %d on %s", s.cmd.Process.Pid, s.url)
+	logf("nats-server pid %d on %s", s.proc.PID(), s.url)
 	return s, nil
 }
 
 // waitPortsFile waits for nats-server's ports file and returns its client URL.
-func waitPortsFile(ctx context.Context, path string, exited chan error) (string, error) {
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if data, err := os.ReadFile(path); err == nil {
-			var ports struct {
-				Nats []string `json:"nats"`
-			}
-			if json.Unmarshal(data, &ports) == nil && len(ports.Nats) > 0 {
-				return ports.Nats[0], nil
-			}
+func waitPortsFile(ctx context.Context, p *testproc.Process, path string) (string, error) {
+	var url string
+	err := p.WaitReady(ctx, 30*time.Second, 20*time.Millisecond, func() bool {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return false
 		}
-		select {
-		case err := <-exited:
-			exited <- err
-			return "", fmt.Errorf("nats-server exited before ready: %v", err)
-		case <-ctx.Done():
-			return "", ctx.Err()
-		case <-time.After(20 * time.Millisecond):
+		var ports struct {
+			Nats []string `json:"nats"`
 		}
+		if json.Unmarshal(data, &ports) != nil || len(ports.Nats) == 0 {
+			return false
+		}
+		url = ports.Nats[0]
+		return true
+	})
+	if errors.Is(err, testproc.ErrNotReady) {
+		return "", fmt.Errorf("nats-server wrote no %s within 30s", path)
 	}
-	return "", fmt.Errorf("nats-server wrote no %s within 30s", path)
+	if err != nil {
+		return "", fmt.Errorf("nats-server: %w", err)
+	}
+	return url, nil
 }
 
-func (s *natsJS) pid() int        { return s.cmd.Process.Pid }
+func (s *natsJS) pid() int        { return s.proc.PID() }
 func (s *natsJS) version() string { return s.ver }
 
 func (s *natsJS) close() error {
 	if s.nc != nil {
 		s.nc.Close()
 	}
-	s.cmd.Process.Signal(syscall.SIGINT) // nats-server exits 0 on SIGINT, 1 on SIGTERM
-	select {
-	case err := <-s.exited:
-		s.exited <- err
-		if err != nil {
-			return fmt.Errorf("nats-server exit: %w\n%s", err, s.log)
-		}
-		return nil
-	case <-time.After(20 * time.Second):
-		s.cmd.Process.Kill()
+	// nats-server exits 0 on SIGINT, 1 on SIGTERM.
+	switch err := s.proc.Stop(syscall.SIGINT, 20*time.Second); {
+	case errors.Is(err, testproc.ErrKilled):
 		return errors.New("nats-server did not stop within 20s of SIGINT; killed")
+	case err != nil:
+		return fmt.Errorf("nats-server exit: %w\n%s", err, s.log)
 	}
+	return nil
 }
 
 // createStream makes a file-storage stream called name on the single subject name.

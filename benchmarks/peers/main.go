@@ -17,11 +17,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"runtime/pprof"
+	"slices"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/samsa-io/samsa/benchmarks/internal/benchkit"
 )
 
 // options are the command-line flags.
@@ -57,17 +58,7 @@ const (
 
 var allServers = []string{srvSamsa, srvSamsaAlways, srvJetStream}
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(2)
-		}
-		fmt.Fprintln(os.Stderr, "peers:", err)
-		os.Exit(1)
-	}
-}
+func main() { benchkit.Main("peers", run) }
 
 // parseFlags reads args into options.
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -93,11 +84,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.jsPullBatch, "js-pull-batch", 10_000, "JetStream consumer pull batch (messages)")
 	fs.StringVar(&o.latencyDump, "latency-dump", "", "write every latency sample to `prefix`-SERVER.tsv (planned send ms, latency ms)")
 	fs.DurationVar(&o.timeout, "timeout", 15*time.Minute, "give up after this long")
-	if err := fs.Parse(args); err != nil {
+	if err := benchkit.ParseFlags(fs, args); err != nil {
 		return o, err
-	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	if o.records < 1 || o.latencyRate < 1 || o.latencyDuration <= 0 || o.jsMaxPending < 1 || o.jsPullBatch < 1 || o.fetchMaxBytes < 1 {
 		return o, errors.New("-records, -latency-rate, -latency-duration, -js-max-pending, -js-pull-batch and -fetch-max-bytes must be positive")
@@ -107,7 +95,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		if s == "" {
 			continue
 		}
-		if !contains(allServers, s) && s != srvSamsaNever {
+		if !slices.Contains(allServers, s) && s != srvSamsaNever {
 			return o, fmt.Errorf("-servers: unknown server %q (allowed: %s, %s)", s, strings.Join(allServers, ", "), srvSamsaNever)
 		}
 		o.servers = append(o.servers, s)
@@ -116,15 +104,6 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("-servers: nothing to run")
 	}
 	return o, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // run is the whole program; tests call it directly.
@@ -149,17 +128,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if o.memProfile != "" {
 		defer writeMemProfile(o.memProfile, stderr)
 	}
-	work, err := os.MkdirTemp(o.workDir, "samsa-peers-")
+	work, removeWork, err := benchkit.WorkDir(o.workDir, "samsa-peers-", o.keep)
 	if err != nil {
 		return err
 	}
-	if !o.keep {
-		defer os.RemoveAll(work)
-	}
-	logf := func(format string, a ...any) {
-		fmt.Fprintf(stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, a...)...)
-	}
-	rep := &report{Meta: collectMeta(args, o), Options: o.summary()}
+	defer removeWork()
+	logf := benchkit.Logf(stderr)
+	rep := &report{Meta: collectMeta(args), Options: o.summary()}
 	logf("pacer baseline: %v at %d msgs/s with no server", o.latencyDuration, o.latencyRate)
 	if rep.Meta.PacerBaseline, err = pacerBaseline(ctx, o); err != nil {
 		return err
@@ -176,11 +151,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		rep.Results = append(rep.Results, res)
 	}
-	rep.Meta.LoadAvgEnd = loadAvg()
+	rep.Meta.End()
 	rep.evaluate()
 	rep.writeMarkdown(stdout)
 	if o.jsonPath != "" {
-		if err := rep.writeJSON(o.jsonPath); err != nil {
+		if err := benchkit.WriteJSON(o.jsonPath, rep); err != nil {
 			return err
 		}
 		logf("wrote %s", o.jsonPath)

@@ -1,70 +1,35 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
-)
 
-// requireTool skips the test when a needed program is missing, unless CI is set: there it
-// is an error (CI installs nats-server).
-func requireTool(t *testing.T, find func() error) {
-	t.Helper()
-	if err := find(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI is set and %v", err)
-		}
-		t.Skipf("skipping: %v", err)
-	}
-}
+	"github.com/samsa-io/samsa/benchmarks/internal/benchkit"
+)
 
 // TestSmoke runs the whole program with tiny counts against a real agent and a real
 // nats-server, and checks the table and the JSON. It asserts nothing about speed.
 func TestSmoke(t *testing.T) {
-	requireTool(t, func() error { _, err := findNATSServer(""); return err })
-	requireTool(t, func() error { _, err := exec.LookPath("go"); return err })
+	benchkit.RequireTool(t, func() error { _, err := findNATSServer(""); return err })
+	benchkit.RequireTool(t, func() error { _, err := exec.LookPath("go"); return err })
 	jsonPath := filepath.Join(t.TempDir(), "results.json")
-	var stdout, stderr bytes.Buffer
-	args := []string{"-records", "2000", "-latency-duration", "1s", "-latency-warmup", "200ms",
-		"-idle-wait", "100ms", "-latency-rate", "2000", "-json", jsonPath, "-work-dir", t.TempDir()}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	if err := run(ctx, args, &stdout, &stderr); err != nil {
-		t.Fatalf("run: %v\nstderr:\n%s", err, stderr.String())
-	}
-	out := stdout.String()
-	for _, want := range []string{
+	out := benchkit.RunSmoke(t, 3*time.Minute, run, "-records", "2000", "-latency-duration", "1s", "-latency-warmup", "200ms",
+		"-idle-wait", "100ms", "-latency-rate", "2000", "-json", jsonPath, "-work-dir", t.TempDir())
+	benchkit.CheckOutput(t, out,
 		"| metric | samsa fsync=interval | samsa fsync=always | nats-server JetStream | ratio samsa ÷ JetStream | target | met? |",
 		"| produce 100 B, msgs/s |", "| consume 1 KiB, MB/s |", "| produce latency p99 @ 2,000 msgs/s, ms |",
 		"| server peak RSS, produce tests, MiB |", "Targets met:",
 		"| group consume 100 B, 3 members, 6 partitions, msgs/s |", "| group rebalance, 3rd member joins (range), ms |",
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("output lacks %q:\n%s", want, out)
-		}
-	}
-	if strings.Contains(out, "NaN") || strings.Contains(out, "Inf") {
-		t.Errorf("output has NaN or Inf:\n%s", out)
-	}
+	)
 	checkJSON(t, jsonPath)
 }
 
 func checkJSON(t *testing.T, path string) {
 	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var rep report
-	if err := json.Unmarshal(data, &rep); err != nil {
-		t.Fatalf("bad JSON: %v", err)
-	}
+	benchkit.ReadJSON(t, path, &rep)
 	if len(rep.Results) != 3 {
 		t.Fatalf("JSON has %d results, want 3", len(rep.Results))
 	}

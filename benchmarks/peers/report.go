@@ -1,18 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
-	"math"
-	"os"
-	"os/exec"
-	"runtime"
 	"runtime/debug"
-	"strings"
-	"time"
+
+	"github.com/samsa-io/samsa/benchmarks/internal/benchkit"
 )
 
 // report is the whole output: where it ran, with what, and the numbers.
@@ -24,39 +18,15 @@ type report struct {
 }
 
 type meta struct {
-	Date              string            `json:"date"`
-	Command           string            `json:"command"`
-	NProc             int               `json:"nproc"`
-	CPUModel          string            `json:"cpu_model"`
-	Kernel            string            `json:"kernel"`
-	MemTotalMiB       float64           `json:"mem_total_mib"`
-	GoVersion         string            `json:"go_version"`
-	SamsaRevision     string            `json:"samsa_revision"`
+	benchkit.Machine
 	SamsaVersion      string            `json:"samsa_version"`
 	NATSServerVersion string            `json:"nats_server_version"`
 	Clients           map[string]string `json:"clients"`
 	PacerBaseline     latencyResult     `json:"pacer_baseline"`
-	LoadAvgStart      string            `json:"loadavg_start"`
-	LoadAvgEnd        string            `json:"loadavg_end"`
 }
 
-func collectMeta(args []string, o options) meta {
-	m := meta{
-		Date:      time.Now().UTC().Format(time.RFC3339),
-		Command:   strings.TrimSpace("go run ./benchmarks/peers " + strings.Join(args, " ")),
-		NProc:     runtime.NumCPU(),
-		GoVersion: runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH,
-		Clients:   map[string]string{},
-	}
-	m.CPUModel = procField("/proc/cpuinfo", "model name")
-	m.LoadAvgStart = loadAvg()
-	m.Kernel = strings.TrimSpace(readFile("/proc/sys/kernel/osrelease"))
-	var kb float64
-	fmt.Sscanf(procField("/proc/meminfo", "MemTotal"), "%g", &kb)
-	m.MemTotalMiB = math.Round(kb / 1024)
-	if out, err := exec.Command("git", "describe", "--always", "--dirty").Output(); err == nil {
-		m.SamsaRevision = strings.TrimSpace(string(out))
-	}
+func collectMeta(args []string) meta {
+	m := meta{Machine: benchkit.DescribeMachine("peers", args), Clients: map[string]string{}}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, d := range bi.Deps {
 			switch d.Path {
@@ -68,15 +38,6 @@ func collectMeta(args []string, o options) meta {
 	return m
 }
 
-// loadAvg is the 1, 5 and 15 minute load averages.
-func loadAvg() string {
-	f := strings.Fields(readFile("/proc/loadavg"))
-	if len(f) < 3 {
-		return ""
-	}
-	return strings.Join(f[:3], " ")
-}
-
 func fmtBytes(n int) string {
 	switch {
 	case n >= 1<<20 && n%(1<<20) == 0:
@@ -85,23 +46,6 @@ func fmtBytes(n int) string {
 		return fmt.Sprintf("%d KiB", n>>10)
 	}
 	return fmt.Sprintf("%d B", n)
-}
-
-func readFile(path string) string {
-	b, _ := os.ReadFile(path)
-	return string(b)
-}
-
-// procField returns the value of the first "key : value" line of a /proc file.
-func procField(path, key string) string {
-	sc := bufio.NewScanner(strings.NewReader(readFile(path)))
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if ok && strings.TrimSpace(k) == key {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
 }
 
 func (o options) summary() map[string]any {
@@ -221,18 +165,6 @@ func otherCores(r *serverResult) (float64, bool) {
 	return busy / wall, wall > 0
 }
 
-func fmtInt(v float64) string {
-	s := fmt.Sprintf("%.0f", v)
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
-}
-
 func fmt1(v float64) string { return fmt.Sprintf("%.1f", v) }
 func fmt2(v float64) string { return fmt.Sprintf("%.2f", v) }
 
@@ -242,16 +174,16 @@ func rows(lat100 string) []row {
 	c100r := func(r *serverResult) throughput { return r.Consume100 }
 	c1kr := func(r *serverResult) throughput { return r.Consume1K }
 	return []row{
-		{"produce 100 B, msgs/s", tput(p100r, true), fmtInt, &targetSpec{"≥ 4× JetStream", true, true, 4}},
+		{"produce 100 B, msgs/s", tput(p100r, true), benchkit.FormatInt, &targetSpec{"≥ 4× JetStream", true, true, 4}},
 		{"produce 100 B, MB/s", tput(p100r, false), fmt1, nil},
-		{"produce 1 KiB, msgs/s", tput(p1kr, true), fmtInt, nil},
+		{"produce 1 KiB, msgs/s", tput(p1kr, true), benchkit.FormatInt, nil},
 		{"produce 1 KiB, MB/s", tput(p1kr, false), fmt1, &targetSpec{"≥ 150 MB/s", false, true, 150}},
-		{"consume 100 B, msgs/s", tput(c100r, true), fmtInt, &targetSpec{"≥ 3,000,000", false, true, 3e6}},
+		{"consume 100 B, msgs/s", tput(c100r, true), benchkit.FormatInt, &targetSpec{"≥ 3,000,000", false, true, 3e6}},
 		{"consume 100 B, MB/s", tput(c100r, false), fmt1, nil},
-		{"consume 100 B, raw Fetch, no record decoding, msgs/s", rawFetch, fmtInt, nil},
-		{"consume 1 KiB, msgs/s", tput(c1kr, true), fmtInt, nil},
+		{"consume 100 B, raw Fetch, no record decoding, msgs/s", rawFetch, benchkit.FormatInt, nil},
+		{"consume 1 KiB, msgs/s", tput(c1kr, true), benchkit.FormatInt, nil},
 		{"consume 1 KiB, MB/s", tput(c1kr, false), fmt1, nil},
-		{"group consume 100 B, 3 members, 6 partitions, msgs/s", groupTput(true), fmtInt, nil},
+		{"group consume 100 B, 3 members, 6 partitions, msgs/s", groupTput(true), benchkit.FormatInt, nil},
 		{"group consume 100 B, 3 members, 6 partitions, MB/s", groupTput(false), fmt1, nil},
 		{"group rebalance, 3rd member joins (range), ms", groupRebalance("range"), fmt1, nil},
 		{"group rebalance, 3rd member joins (cooperative-sticky), ms", groupRebalance("cooperative-sticky"), fmt1, nil},
@@ -294,7 +226,7 @@ func (r *report) columns() (samsa, js *serverResult) {
 }
 
 func (r *report) rows() []row {
-	rate := fmtInt(float64(r.Options["latency_rate"].(int))) + " msgs/s"
+	rate := benchkit.FormatInt(float64(r.Options["latency_rate"].(int))) + " msgs/s"
 	return rows(rate)
 }
 
@@ -425,10 +357,10 @@ func (r *report) writeNotes(b *bytes.Buffer) {
 	o := r.Options
 	fmt.Fprintf(b, "\nNotes:\n")
 	fmt.Fprintf(b, "- One partition per samsa topic and one JetStream stream (file storage, one subject, R1) per test, for a like-for-like single ordered log; one client connection each; clients and servers share the machine's %d CPUs.\n", r.Meta.NProc)
-	fmt.Fprintf(b, "- Produce: %s records of random (incompressible) values, no keys. samsa: franz-go, acks=all, linger 5 ms, idempotent, no compression, async Produce + Flush. JetStream: nats.go jetstream PublishAsync (window %v) + PublishAsyncComplete. MB = 10^6 payload bytes.\n", fmtInt(float64(o["records"].(int))), o["js_max_pending"])
+	fmt.Fprintf(b, "- Produce: %s records of random (incompressible) values, no keys. samsa: franz-go, acks=all, linger 5 ms, idempotent, no compression, async Produce + Flush. JetStream: nats.go jetstream PublishAsync (window %v) + PublishAsyncComplete. MB = 10^6 payload bytes.\n", benchkit.FormatInt(float64(o["records"].(int))), o["js_max_pending"])
 	fmt.Fprintf(b, "- Consume: the records just produced, from page cache, from the start. samsa: franz-go direct consumer, FetchMaxBytes = FetchMaxPartitionBytes = %v. JetStream: ordered consumer (ack none), Messages() pulling %v at a time. Time includes connecting. \"Raw Fetch\": the same 100 B records read by bare Fetch v12 requests, each batch's CRC-32C checked and records counted from batch headers, not decoded: what the broker delivers when the client is not the limit (no JetStream equivalent).\n", o["fetch_max_bytes"], o["js_pull_batch"])
-	fmt.Fprintf(b, "- Consumer groups (samsa only): %s 100 B records in a 6-partition topic read by 3 franz-go members of a new group (cooperative-sticky), timed from the group's first assignment to the last record (the join phase of a new group first waits group_initial_rebalance_delay, 3 s). Rebalance: a 2-member group (heartbeat interval %v) gets a third member; the time from creating its client to all three holding partitions, median of %d joins (the third leaves between them). The two members have just synced, so they learn of the join at their next heartbeat, a full interval later (the worst case): eager (range) waits one interval, cooperative-sticky two (its second round); the rest is the broker's join and sync rounds.\n", fmtInt(float64(o["records"].(int))), groupHeartbeat, groupTrials)
-	fmt.Fprintf(b, "- Latency: 100 B records at a fixed %s msgs/s for %s after a %s warm-up, paced in 1 ms bursts; each message's latency runs from its planned send time to its ack (no coordinated omission). samsa: acks=1, linger 0. JetStream: PublishAsync with a per-ack handler.\n", fmtInt(float64(o["latency_rate"].(int))), o["latency_duration"], o["latency_warmup"])
+	fmt.Fprintf(b, "- Consumer groups (samsa only): %s 100 B records in a 6-partition topic read by 3 franz-go members of a new group (cooperative-sticky), timed from the group's first assignment to the last record (the join phase of a new group first waits group_initial_rebalance_delay, 3 s). Rebalance: a 2-member group (heartbeat interval %v) gets a third member; the time from creating its client to all three holding partitions, median of %d joins (the third leaves between them). The two members have just synced, so they learn of the join at their next heartbeat, a full interval later (the worst case): eager (range) waits one interval, cooperative-sticky two (its second round); the rest is the broker's join and sync rounds.\n", benchkit.FormatInt(float64(o["records"].(int))), groupHeartbeat, groupTrials)
+	fmt.Fprintf(b, "- Latency: 100 B records at a fixed %s msgs/s for %s after a %s warm-up, paced in 1 ms bursts; each message's latency runs from its planned send time to its ack (no coordinated omission). samsa: acks=1, linger 0. JetStream: PublishAsync with a per-ack handler.\n", benchkit.FormatInt(float64(o["latency_rate"].(int))), o["latency_duration"], o["latency_warmup"])
 	fmt.Fprintf(b, "- RSS of the server process from /proc/PID/status: idle = VmRSS before any load; peak = VmHWM after the produce and latency tests, then at the end. JetStream's default file store does not fsync per message; samsa fsync=interval flushes every second, fsync=always group-commits before each ack.\n")
 	if samsa, _ := r.columns(); samsa != nil {
 		fmt.Fprintf(b, "- Targets are judged on the %s column; \"ratio\" is that column ÷ JetStream (throughput: higher is better; latency, RSS: lower is better).\n", samsa.Label)
@@ -451,12 +383,4 @@ func (r *report) writeNotes(b *bytes.Buffer) {
 		}
 	}
 	fmt.Fprintf(b, "\nTargets met: %d of %d.\n", met, total)
-}
-
-func (r *report) writeJSON(path string) error {
-	data, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, append(data, '\n'), 0o644)
 }

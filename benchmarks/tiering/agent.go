@@ -4,28 +4,24 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/samsa-io/samsa/benchmarks/internal/benchkit"
+	"github.com/samsa-io/samsa/internal/testproc"
 )
 
 // buildSamsa compiles ./cmd/samsa of this module into work and returns the binary's path.
 func buildSamsa(ctx context.Context, work string) (string, error) {
 	bin := filepath.Join(work, "bin", "samsa")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/samsa-io/samsa/cmd/samsa")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/samsa: %w\n%s", err, out)
-	}
-	return bin, nil
+	return bin, benchkit.BuildSamsa(ctx, bin)
 }
 
 // tieringBlock is the agent's tiering: YAML block; nil starts an agent without tiering.
@@ -60,12 +56,10 @@ type uploadEvent struct {
 
 // agentProc is a `samsa agent` child process.
 type agentProc struct {
-	cmd      *exec.Cmd
-	exited   chan error
+	*benchkit.Agent
 	spawned  time.Time
 	http     string
 	kafka    string
-	log      *tailBuffer
 	httpc    *http.Client
 	mu       sync.Mutex
 	uploads  []uploadEvent
@@ -76,46 +70,22 @@ type agentProc struct {
 
 // startAgent runs `samsa agent --config cfgPath` and waits for its ready line.
 func startAgent(ctx context.Context, bin, cfgPath string) (*agentProc, error) {
-	a := &agentProc{exited: make(chan error, 1), log: &tailBuffer{max: 64 << 10}, httpc: &http.Client{Timeout: 10 * time.Second}}
-	a.cmd = exec.Command(bin, "agent", "--config", cfgPath)
-	a.cmd.Env = cleanAgentEnv()
-	a.cmd.SysProcAttr = childAttr()
-	stderr, err := a.cmd.StderrPipe()
+	a := &agentProc{httpc: &http.Client{Timeout: 10 * time.Second}}
+	var err error
+	a.Agent, err = benchkit.StartAgent(ctx, bin, benchkit.AgentOptions{
+		Args: []string{"--config", cfgPath},
+		// Without SAMSA_* and AWS_* variables, which would override the config file.
+		Env:          testproc.EnvWithout("SAMSA_", "AWS_"),
+		LogTail:      64 << 10,
+		ReadyTimeout: 60 * time.Second,
+		StopTimeout:  30 * time.Second,
+		OnLog:        a.onLog,
+	})
 	if err != nil {
 		return nil, err
 	}
-	a.cmd.Stdout = a.log
-	a.spawned = time.Now()
-	if err := a.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", bin, err)
-	}
-	ready := make(chan struct{})
-	go a.readLog(stderr, ready)
-	go func() { a.exited <- a.cmd.Wait() }()
-	select {
-	case <-ready:
-		return a, nil
-	case err := <-a.exited:
-		return nil, fmt.Errorf("agent exited before ready: %v\n%s", err, a.log)
-	case <-time.After(60 * time.Second):
-		a.stop()
-		return nil, fmt.Errorf("agent not ready after 60s\n%s", a.log)
-	case <-ctx.Done():
-		a.stop()
-		return nil, ctx.Err()
-	}
-}
-
-// cleanAgentEnv is the environment without SAMSA_* and AWS_* variables, which would override
-// the config file.
-func cleanAgentEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SAMSA_") && !strings.HasPrefix(kv, "AWS_") {
-			env = append(env, kv)
-		}
-	}
-	return env
+	a.spawned, a.kafka, a.http = a.Started, a.KafkaAddr, a.HTTPAddr
+	return a, nil
 }
 
 // logLine is what the benchmark reads of the agent's JSON log lines.
@@ -123,55 +93,41 @@ type logLine struct {
 	Time  time.Time `json:"time"`
 	Level string    `json:"level"`
 	Msg   string    `json:"msg"`
-	Kafka string    `json:"kafka"`
-	HTTP  string    `json:"http"`
 	Base  int64     `json:"base"`
 	Bytes int64     `json:"bytes"`
 	Took  int64     `json:"took"` // slog writes a time.Duration as nanoseconds
 }
 
-// readLog keeps the log's tail, records upload events and reports the ready line.
-func (a *agentProc) readLog(r io.Reader, ready chan<- struct{}) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	sent := false
-	for sc.Scan() {
-		line := sc.Bytes()
-		var l logLine
-		if json.Unmarshal(line, &l) != nil {
-			a.log.Write(append(line, '\n'))
-			continue
-		}
-		if l.Msg != "segment uploaded" { // thousands of them: keep the tail readable
-			a.log.Write(append(line, '\n'))
-		}
-		a.mu.Lock()
-		switch {
-		case l.Msg == "segment uploaded":
-			a.uploads = append(a.uploads, uploadEvent{At: l.Time, Base: l.Base, Bytes: l.Bytes, Took: time.Duration(l.Took)})
-		case l.Msg == "tiering on":
-			a.tiering = l.Time
-		case l.Msg == "samsa agent ready":
-			a.readyAt = l.Time
-			a.kafka, a.http = l.Kafka, l.HTTP
-		case l.Level == "WARN" || l.Level == "ERROR":
-			if len(a.warnings) < 20 {
-				a.warnings = append(a.warnings, string(line))
-			}
-		}
-		a.mu.Unlock()
-		if !sent && l.Msg == "samsa agent ready" {
-			close(ready)
-			sent = true
+// onLog records upload events, the "tiering on" and ready times and warnings, and keeps all
+// but the "segment uploaded" lines (thousands of them) in the log tail.
+func (a *agentProc) onLog(line []byte) bool {
+	var l logLine
+	if json.Unmarshal(line, &l) != nil {
+		return true
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch {
+	case l.Msg == "segment uploaded":
+		a.uploads = append(a.uploads, uploadEvent{At: l.Time, Base: l.Base, Bytes: l.Bytes, Took: time.Duration(l.Took)})
+		return false
+	case l.Msg == "tiering on":
+		a.tiering = l.Time
+	case l.Msg == "samsa agent ready":
+		a.readyAt = l.Time
+	case l.Level == "WARN" || l.Level == "ERROR":
+		if len(a.warnings) < 20 {
+			a.warnings = append(a.warnings, string(line))
 		}
 	}
+	return true
 }
 
 func (a *agentProc) pid() int {
-	if a == nil || a.cmd == nil || a.cmd.Process == nil {
+	if a == nil || a.Agent == nil {
 		return 0
 	}
-	return a.cmd.Process.Pid
+	return a.PID()
 }
 
 // events returns a copy of the upload events so far, the "tiering on" time and warnings.
@@ -183,21 +139,10 @@ func (a *agentProc) events() ([]uploadEvent, time.Time, []string) {
 
 // stop ends the agent with SIGTERM (a clean shutdown), or SIGKILL after 30 s.
 func (a *agentProc) stop() error {
-	if a == nil || a.cmd == nil || a.cmd.Process == nil {
+	if a == nil || a.Agent == nil {
 		return nil
 	}
-	_ = a.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-a.exited:
-		a.exited <- err
-		if err != nil {
-			return fmt.Errorf("agent exit: %w\n%s", err, a.log)
-		}
-		return nil
-	case <-time.After(30 * time.Second):
-		_ = a.cmd.Process.Kill()
-		return errors.New("agent did not stop within 30s of SIGTERM; killed")
-	}
+	return a.Stop()
 }
 
 // partStatus is one partition of GET /v1/tier/status.
@@ -261,11 +206,10 @@ func (a *agentProc) waitStatus(ctx context.Context, topic string, timeout time.D
 			lastErr = err
 		}
 		select {
-		case err := <-a.exited:
-			a.exited <- err
-			return time.Time{}, last, fmt.Errorf("agent exited: %v\n%s", err, a.log)
+		case <-a.Exited():
+			return time.Time{}, last, fmt.Errorf("agent exited: %v\n%s", a.ExitErr(), a.Log)
 		case <-ctx.Done():
-			return time.Time{}, last, fmt.Errorf("tier status not reached within %s: last %+v (error %v)\n%s", timeout, last, lastErr, a.log)
+			return time.Time{}, last, fmt.Errorf("tier status not reached within %s: last %+v (error %v)\n%s", timeout, last, lastErr, a.Log)
 		case <-time.After(10 * time.Millisecond):
 		}
 	}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
+	"github.com/samsa-io/samsa/benchmarks/internal/benchkit"
+	"github.com/samsa-io/samsa/internal/testminio"
 	"github.com/samsa-io/samsa/tiering"
 )
 
@@ -34,7 +36,7 @@ type bench struct {
 	logf     func(string, ...any)
 	gen      *valueGen
 	samsaBin string
-	minio    *minioServer
+	minio    *testminio.Server
 	s3       *minio.Client
 	starts   int
 
@@ -53,8 +55,8 @@ func (b *bench) startAgent(ctx context.Context, prefix, logLevel string) (*agent
 	cfg := filepath.Join(b.work, fmt.Sprintf("agent-%02d.yaml", b.starts))
 	var t *tieringBlock
 	if prefix != "" {
-		t = &tieringBlock{endpoint: b.minio.endpoint, bucket: bucket, prefix: prefix, region: region,
-			accessKey: b.minio.accessKey, secretKey: b.minio.secretKey, cacheBytes: b.o.cacheBytes}
+		t = &tieringBlock{endpoint: b.minio.Endpoint, bucket: bucket, prefix: prefix, region: region,
+			accessKey: b.minio.AccessKey, secretKey: b.minio.SecretKey, cacheBytes: b.o.cacheBytes}
 	}
 	if err := agentConfig(cfg, b.dataDir(), logLevel, t); err != nil {
 		return nil, err
@@ -94,18 +96,18 @@ func (b *bench) runAll(ctx context.Context) error {
 	}
 	for r := 1; r <= b.o.rounds; r++ {
 		rr := readRound{Round: r}
-		snap := takeCPU(0, b.minio.pid())
+		snap := takeCPU(0, b.minio.PID())
 		if rr.Whole, err = getLoop(ctx, b.s3, bucket, objs, 0); err != nil {
 			return fmt.Errorf("read ceiling: %w", err)
 		}
-		rr.Whole.CPU = snap.since(0, b.minio.pid())
-		snap = takeCPU(0, b.minio.pid())
+		rr.Whole.CPU = snap.since(0, b.minio.PID())
+		snap = takeCPU(0, b.minio.PID())
 		if rr.Ranged, err = getLoop(ctx, b.s3, bucket, objs, chunkBytes); err != nil {
 			return fmt.Errorf("read ceiling: %w", err)
 		}
-		rr.Ranged.CPU = snap.since(0, b.minio.pid())
+		rr.Ranged.CPU = snap.since(0, b.minio.PID())
 		b.logf("read round %d/%d: ceiling %.1f MB/s whole objects, %.1f MB/s %s ranges; samsa (a consumer from offset 0, empty chunk cache)",
-			r, b.o.rounds, rr.Whole.MBPerSec, rr.Ranged.MBPerSec, fmtBytes(chunkBytes))
+			r, b.o.rounds, rr.Whole.MBPerSec, rr.Ranged.MBPerSec, benchkit.FormatBytes(chunkBytes))
 		if rr.Samsa, err = b.samsaRead(ctx, false); err != nil {
 			return fmt.Errorf("samsa cold read: %w", err)
 		}
@@ -131,7 +133,7 @@ func (b *bench) producePhase(ctx context.Context) error {
 		return err
 	}
 	b.records = (b.o.bytes + b.o.recordSize - 1) / b.o.recordSize
-	b.logf("produce: %d records of %s to %s (one partition, segment.bytes %s)", b.records, fmtBytes(b.o.recordSize), topic, fmtBytes(b.o.segmentBytes))
+	b.logf("produce: %d records of %s to %s (one partition, segment.bytes %s)", b.records, benchkit.FormatBytes(b.o.recordSize), topic, benchkit.FormatBytes(b.o.segmentBytes))
 	took, err := produce(ctx, a.kafka, topic, b.gen, 0, b.records)
 	if err != nil {
 		return err
@@ -146,12 +148,12 @@ func (b *bench) producePhase(ctx context.Context) error {
 	}
 	// The same read as the cold reads, from the agent's local segments (page cache): what the
 	// consumer and the agent's local fetch path reach without object storage.
-	snap := takeCPU(a.pid(), b.minio.pid())
+	snap := takeCPU(a.pid(), b.minio.PID())
 	local, err := consume(ctx, a.kafka, topic, b.gen, b.records, int32(b.o.fetchMax))
 	if err != nil {
 		return fmt.Errorf("local read: %w", err)
 	}
-	local.CPU = snap.since(a.pid(), b.minio.pid())
+	local.CPU = snap.since(a.pid(), b.minio.PID())
 	if err := a.stop(); err != nil {
 		return err
 	}
@@ -178,15 +180,15 @@ func (b *bench) producePhase(ctx context.Context) error {
 	local.MBPerSec = float64(li.LogBytes) / 1e6 / local.Seconds
 	b.rep.LocalRead = local
 	b.logf("produce: %.1f MB/s of values; %d sealed segments, %.1f MiB of .log, %.1f KiB of indexes",
-		b.rep.Produce.MBPerSec, li.Segments, mibOf(li.LogBytes), float64(li.IndexBytes+li.TimeIndexBytes)/1024)
+		b.rep.Produce.MBPerSec, li.Segments, benchkit.MiB(li.LogBytes), float64(li.IndexBytes+li.TimeIndexBytes)/1024)
 	return nil
 }
 
 // ceilingPut uploads the sealed segment files with a plain PutObject loop.
 func (b *bench) ceilingPut(ctx context.Context, round int) (loopResult, error) {
-	snap := takeCPU(0, b.minio.pid())
+	snap := takeCPU(0, b.minio.PID())
 	r, err := putLoop(ctx, b.s3, bucket, fmt.Sprintf("ceiling-r%d", round), topic, b.sealed, partSize, nil)
-	r.CPU = snap.since(0, b.minio.pid())
+	r.CPU = snap.since(0, b.minio.PID())
 	return r, err
 }
 
@@ -197,9 +199,9 @@ func (b *bench) ceilingPutManifests(ctx context.Context, round int) (loopResult,
 	if err != nil {
 		return loopResult{}, err
 	}
-	snap := takeCPU(0, b.minio.pid())
+	snap := takeCPU(0, b.minio.PID())
 	r, err := putLoop(ctx, b.s3, bucket, fmt.Sprintf("ceiling-manifests-r%d", round), topic, b.sealed, partSize, man)
-	r.CPU = snap.since(0, b.minio.pid())
+	r.CPU = snap.since(0, b.minio.PID())
 	return r, err
 }
 
@@ -209,7 +211,7 @@ func (b *bench) ceilingPutManifests(ctx context.Context, round int) (loopResult,
 func (b *bench) samsaUpload(ctx context.Context, round int) (uploadRun, error) {
 	prefix := fmt.Sprintf("samsa-r%d", round)
 	u := uploadRun{Prefix: prefix}
-	snap := takeCPU(0, b.minio.pid())
+	snap := takeCPU(0, b.minio.PID())
 	a, err := b.startAgent(ctx, prefix, "debug")
 	if err != nil {
 		return u, err
@@ -229,8 +231,8 @@ func (b *bench) samsaUpload(ctx context.Context, round int) (uploadRun, error) {
 	if err != nil {
 		return u, err
 	}
-	cpu := snap.since(a.pid(), b.minio.pid())
-	cpu.Agent, _ = procCPU(a.pid()) // a new process: all its CPU time is this round's
+	cpu := snap.since(a.pid(), b.minio.PID())
+	cpu.Agent, _ = benchkit.ProcCPU(a.pid()) // a new process: all its CPU time is this round's
 	u.CPU = cpu
 	m, err := a.metrics(ctx)
 	if err != nil {
@@ -310,12 +312,12 @@ func (b *bench) dropLocal(ctx context.Context) error {
 	}
 	// The same read as the cold reads, from the agent's local segments (page cache): what the
 	// consumer and the agent's local fetch path reach without object storage.
-	snap := takeCPU(a.pid(), b.minio.pid())
+	snap := takeCPU(a.pid(), b.minio.PID())
 	local, err := consume(ctx, a.kafka, topic, b.gen, b.records, int32(b.o.fetchMax))
 	if err != nil {
 		return fmt.Errorf("local read: %w", err)
 	}
-	local.CPU = snap.since(a.pid(), b.minio.pid())
+	local.CPU = snap.since(a.pid(), b.minio.PID())
 	if err := a.stop(); err != nil {
 		return err
 	}
@@ -375,14 +377,14 @@ func (b *bench) samsaRead(ctx context.Context, raw bool) (readRun, error) {
 	if err != nil {
 		return r, err
 	}
-	snap := takeCPU(a.pid(), b.minio.pid())
+	snap := takeCPU(a.pid(), b.minio.PID())
 	var c consumeResult
 	if raw {
 		c, err = rawConsume(ctx, a.kafka, topic, end, int32(b.o.fetchMax), b.sealed, b.crcs)
 	} else {
 		c, err = consume(ctx, a.kafka, topic, b.gen, end, int32(b.o.fetchMax))
 	}
-	c.CPU = snap.since(a.pid(), b.minio.pid())
+	c.CPU = snap.since(a.pid(), b.minio.PID())
 	r.consumeResult = c
 	if perr := perf.stop(); perr != nil && err == nil {
 		err = perr
@@ -400,9 +402,9 @@ func (b *bench) samsaRead(ctx context.Context, raw bool) (readRun, error) {
 	r.RemoteReadBytes, r.RemoteReadErrors = diff("samsa_tier_remote_read_bytes_total"), diff("samsa_tier_remote_read_errors_total")
 	if !raw && b.o.cacheBytes >= b.rep.Log.LogBytes+4*chunkBytes {
 		// The chunk cache holds the whole log now: the same read again costs no GETs.
-		snap := takeCPU(a.pid(), b.minio.pid())
+		snap := takeCPU(a.pid(), b.minio.PID())
 		w, err := consume(ctx, a.kafka, topic, b.gen, end, int32(b.o.fetchMax))
-		w.CPU = snap.since(a.pid(), b.minio.pid())
+		w.CPU = snap.since(a.pid(), b.minio.PID())
 		if err != nil {
 			return r, fmt.Errorf("warm read: %w", err)
 		}

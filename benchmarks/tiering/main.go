@@ -4,14 +4,12 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"strconv"
-	"strings"
-	"syscall"
+	"path/filepath"
 	"time"
+
+	"github.com/samsa-io/samsa/benchmarks/internal/benchkit"
+	"github.com/samsa-io/samsa/internal/testminio"
 )
 
 // options are the command-line flags.
@@ -32,70 +30,18 @@ type options struct {
 	perfDir      string
 }
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(2)
-		}
-		fmt.Fprintln(os.Stderr, "tiering:", err)
-		os.Exit(1)
-	}
-}
-
-// byteSize is a flag of bytes that also takes KiB, MiB and GiB suffixes.
-type byteSize struct{ n *int64 }
-
-func (b byteSize) String() string {
-	if b.n == nil {
-		return ""
-	}
-	return fmtBytes(*b.n)
-}
-
-func (b byteSize) Set(s string) error {
-	mult := int64(1)
-	num := s
-	for _, u := range []struct {
-		suffix string
-		mult   int64
-	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}} {
-		if v, ok := strings.CutSuffix(s, u.suffix); ok {
-			num, mult = strings.TrimSpace(v), u.mult
-			break
-		}
-	}
-	v, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || v < 0 {
-		return fmt.Errorf("%q: want bytes, optionally with a KiB, MiB or GiB suffix", s)
-	}
-	*b.n = v * mult
-	return nil
-}
-
-func fmtBytes(n int64) string {
-	switch {
-	case n >= 1<<30 && n%(1<<30) == 0:
-		return fmt.Sprintf("%dGiB", n>>30)
-	case n >= 1<<20 && n%(1<<20) == 0:
-		return fmt.Sprintf("%dMiB", n>>20)
-	case n >= 1<<10 && n%(1<<10) == 0:
-		return fmt.Sprintf("%dKiB", n>>10)
-	}
-	return fmt.Sprintf("%dB", n)
-}
+func main() { benchkit.Main("tiering", run) }
 
 // parseFlags reads args into options.
 func parseFlags(args []string, stderr io.Writer) (options, error) {
 	o := options{bytes: 512 << 20, recordSize: 1 << 10, segmentBytes: 16 << 20, fetchMax: 8 << 20, cacheBytes: 256 << 20}
 	fs := flag.NewFlagSet("tiering", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Var(byteSize{&o.bytes}, "bytes", "bytes of record values to produce (KiB, MiB, GiB suffixes)")
-	fs.Var(byteSize{&o.recordSize}, "record-size", "bytes of each record's value (at most 4KiB)")
-	fs.Var(byteSize{&o.segmentBytes}, "segment-bytes", "the topic's segment.bytes")
-	fs.Var(byteSize{&o.fetchMax}, "fetch-max-bytes", "the consumer's FetchMaxBytes and FetchMaxPartitionBytes")
-	fs.Var(byteSize{&o.cacheBytes}, "cache-bytes", "the agent's tiering.cache_bytes (chunk cache on disk)")
+	benchkit.BytesVar(fs, &o.bytes, "bytes", "bytes of record values to produce (KiB, MiB, GiB suffixes)")
+	benchkit.BytesVar(fs, &o.recordSize, "record-size", "bytes of each record's value (at most 4KiB)")
+	benchkit.BytesVar(fs, &o.segmentBytes, "segment-bytes", "the topic's segment.bytes")
+	benchkit.BytesVar(fs, &o.fetchMax, "fetch-max-bytes", "the consumer's FetchMaxBytes and FetchMaxPartitionBytes")
+	benchkit.BytesVar(fs, &o.cacheBytes, "cache-bytes", "the agent's tiering.cache_bytes (chunk cache on disk)")
 	fs.IntVar(&o.rounds, "rounds", 3, "rounds of each measurement (samsa and its ceiling side by side in each); the table shows medians")
 	fs.StringVar(&o.jsonPath, "json", "", "also write the results as JSON to this `file`")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (agent data, MinIO data, configs)")
@@ -105,11 +51,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the record values")
 	fs.StringVar(&o.perfDir, "perf", "", "record the agent with perf record -g during each samsa measurement into this `dir` (needs perf; slows the agent a little)")
 	fs.DurationVar(&o.timeout, "timeout", 60*time.Minute, "give up after this long")
-	if err := fs.Parse(args); err != nil {
+	if err := benchkit.ParseFlags(fs, args); err != nil {
 		return o, err
-	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	switch {
 	case o.recordSize < 1 || o.recordSize > 4<<10:
@@ -130,8 +73,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 
 func (o options) summary() map[string]any {
 	return map[string]any{
-		"bytes": fmtBytes(o.bytes), "record_size": fmtBytes(o.recordSize), "segment_bytes": fmtBytes(o.segmentBytes),
-		"fetch_max_bytes": fmtBytes(o.fetchMax), "cache_bytes": fmtBytes(o.cacheBytes), "rounds": o.rounds, "seed": o.seed,
+		"bytes": benchkit.FormatBytes(o.bytes), "record_size": benchkit.FormatBytes(o.recordSize), "segment_bytes": benchkit.FormatBytes(o.segmentBytes),
+		"fetch_max_bytes": benchkit.FormatBytes(o.fetchMax), "cache_bytes": benchkit.FormatBytes(o.cacheBytes), "rounds": o.rounds, "seed": o.seed,
 	}
 }
 
@@ -143,20 +86,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	minioBin, err := findMinio(o.minioBin)
+	minioBin, err := testminio.FindBinary(o.minioBin)
 	if err != nil {
 		return err
 	}
-	work, err := os.MkdirTemp(o.dir, "samsa-tiering-")
+	work, removeWork, err := benchkit.WorkDir(o.dir, "samsa-tiering-", o.keep)
 	if err != nil {
 		return err
 	}
-	if !o.keep {
-		defer os.RemoveAll(work)
-	}
-	logf := func(format string, a ...any) {
-		fmt.Fprintf(stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, a...)...)
-	}
+	defer removeWork()
+	logf := benchkit.Logf(stderr)
 	if o.keep {
 		logf("work directory %s (kept: -keep)", work)
 	}
@@ -170,26 +109,26 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	b.rep.Meta.SamsaVersion, b.rep.Meta.SamsaBinary = commandLine(b.samsaBin, "version"), o.samsaBin
-	if b.minio, err = startMinio(minioBin, work); err != nil {
+	if b.minio, err = testminio.Launch(minioBin, filepath.Join(work, "minio"), testminio.LaunchOptions{}); err != nil {
 		return err
 	}
-	defer b.minio.stop()
-	b.rep.Meta.MinIOVersion = b.minio.version()
-	logf("minio pid %d on %s", b.minio.pid(), b.minio.endpoint)
-	if err := b.minio.createBucket(ctx, bucket, region); err != nil {
+	defer b.minio.Stop()
+	b.rep.Meta.MinIOVersion = b.minio.Version()
+	logf("minio pid %d on %s", b.minio.PID(), b.minio.Endpoint)
+	if err := createBucket(ctx, b.minio, bucket, region); err != nil {
 		return err
 	}
-	if b.s3, err = b.minio.client(region); err != nil {
+	if b.s3, err = minioClient(b.minio, region); err != nil {
 		return err
 	}
 	if err := b.runAll(ctx); err != nil {
 		return err
 	}
-	b.rep.Meta.LoadAvgEnd = loadAvg()
+	b.rep.Meta.End()
 	b.rep.summarize()
 	b.rep.writeMarkdown(stdout)
 	if o.jsonPath != "" {
-		if err := b.rep.writeJSON(o.jsonPath); err != nil {
+		if err := benchkit.WriteJSON(o.jsonPath, &b.rep); err != nil {
 			return err
 		}
 		logf("wrote %s", o.jsonPath)

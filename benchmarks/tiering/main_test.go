@@ -2,9 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"encoding/json"
-	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -12,53 +9,27 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-// requireTool skips the test when a needed program is missing, unless CI is set: there it is
-// an error (the CI script builds MinIO).
-func requireTool(t *testing.T, find func() error) {
-	t.Helper()
-	if err := find(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI is set and %v", err)
-		}
-		t.Skipf("skipping: %v", err)
-	}
-}
+	"github.com/samsa-io/samsa/benchmarks/internal/benchkit"
+	"github.com/samsa-io/samsa/internal/testminio"
+)
 
 // TestSmoke runs the whole program on 12 MiB (5 MiB segments: two chunks each) against a real
 // MinIO and a real agent, and checks the tables and the JSON: every record read back through
 // the agent byte for byte, every byte uploaded. It asserts nothing about speed.
 func TestSmoke(t *testing.T) {
-	if _, err := findMinio(""); err != nil && !errors.Is(err, errNoMinio) {
-		t.Fatal(err) // SAMSA_MINIO_BIN names a missing file
-	}
-	requireTool(t, func() error { _, err := findMinio(""); return err })
-	requireTool(t, func() error { _, err := exec.LookPath("go"); return err })
+	testminio.Binary(t) // skips without MinIO (fails when CI is set or SAMSA_MINIO_BIN is missing)
+	benchkit.RequireTool(t, func() error { _, err := exec.LookPath("go"); return err })
 	work := t.TempDir()
 	jsonPath := filepath.Join(t.TempDir(), "results.json")
-	var stdout, stderr bytes.Buffer
-	args := []string{"-bytes", "12MiB", "-segment-bytes", "5MiB", "-rounds", "1", "-dir", work, "-json", jsonPath}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	if err := run(ctx, args, &stdout, &stderr); err != nil {
-		t.Fatalf("run: %v\nstderr:\n%s", err, stderr.String())
-	}
-	out := stdout.String()
-	for _, want := range []string{
+	out := benchkit.RunSmoke(t, 5*time.Minute, run, "-bytes", "12MiB", "-segment-bytes", "5MiB", "-rounds", "1", "-dir", work, "-json", jsonPath)
+	benchkit.CheckOutput(t, out,
 		"| operation (median of 1 round) | samsa | ceiling | samsa ÷ ceiling | target | met? |",
 		"| upload, MB/s |", "(PutObject loop + the agent's manifest PUT after each segment)", "| cold read, one franz-go consumer, MB/s |", "(GetObject loop, 4MiB ranges)",
 		"| cold read, bare Fetch requests (no record decoding), MB/s |", "| read again from a warm chunk cache (no GETs)",
 		"| read from the agent's local segments, one franz-go consumer", "| 1 | samsa cold, raw Fetch |", "Targets met: ",
 		"- Log: one partition of a remote.storage.enable topic, segment.bytes 5MiB; 12,288 records of 1KiB",
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("output lacks %q:\n%s", want, out)
-		}
-	}
-	if strings.Contains(out, "NaN") || strings.Contains(out, "Inf") {
-		t.Errorf("output has NaN or Inf:\n%s", out)
-	}
+	)
 	if ents, err := os.ReadDir(work); err != nil || len(ents) != 0 {
 		t.Errorf("the work directory was not removed: %v %v", ents, err)
 	}
@@ -67,14 +38,8 @@ func TestSmoke(t *testing.T) {
 
 func checkJSON(t *testing.T, path string) {
 	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var r report
-	if err := json.Unmarshal(data, &r); err != nil {
-		t.Fatalf("bad JSON: %v", err)
-	}
+	benchkit.ReadJSON(t, path, &r)
 	const records = 12 << 10
 	l := r.Log
 	if l.Records != records || l.Segments != 3 || l.LogBytes < 12<<20 || l.LogBytes > 13<<20 || l.IndexBytes == 0 ||
@@ -149,13 +114,6 @@ func TestValues(t *testing.T) {
 	}
 	if bytes.Equal(g.value(0), newValueGen(1024, 8).value(0)) {
 		t.Error("the seed does not change the values")
-	}
-}
-
-// TestMinioMissing checks that a missing binary named by -minio is an error.
-func TestMinioMissing(t *testing.T) {
-	if _, err := findMinio(filepath.Join(t.TempDir(), "no-minio")); err == nil || errors.Is(err, errNoMinio) {
-		t.Errorf("findMinio of a missing file: %v", err)
 	}
 }
 

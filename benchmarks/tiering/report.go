@@ -1,19 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
-	"math"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
-	"slices"
 	"strings"
-	"time"
+
+	"github.com/samsa-io/samsa/benchmarks/internal/benchkit"
 )
 
 // target is the issue's goal: at least this fraction of the ceiling.
@@ -34,22 +27,13 @@ type report struct {
 }
 
 type meta struct {
-	Date          string  `json:"date"`
-	Command       string  `json:"command"`
-	NProc         int     `json:"nproc"`
-	CPUModel      string  `json:"cpu_model"`
-	Kernel        string  `json:"kernel"`
-	MemTotalMiB   float64 `json:"mem_total_mib"`
-	GoVersion     string  `json:"go_version"`
-	SamsaRevision string  `json:"samsa_revision"`
-	SamsaVersion  string  `json:"samsa_version"`
+	benchkit.Machine
+	SamsaVersion string `json:"samsa_version"`
 	// SamsaBinary is -samsa-bin, or "" when the run built ./cmd/samsa from the working tree
 	// (whose revision SamsaRevision is).
 	SamsaBinary  string `json:"samsa_binary,omitempty"`
 	MinIOVersion string `json:"minio_version"`
 	Filesystem   string `json:"filesystem"` // of the work directory (agent data and MinIO data)
-	LoadAvgStart string `json:"loadavg_start"`
-	LoadAvgEnd   string `json:"loadavg_end"`
 }
 
 // logInfo is the measured log: the sealed segments holding offsets [0, records).
@@ -151,18 +135,6 @@ type summary struct {
 	ReadRawRatio float64 `json:"read_raw_fetch_ratio"`
 }
 
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := slices.Clone(v)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
 func (r *report) summarize() {
 	var us, uc, um, rs, rw, rr, rx []float64
 	for _, u := range r.Upload {
@@ -174,14 +146,14 @@ func (r *report) summarize() {
 		rx = append(rx, x.Raw.MBPerSec)
 	}
 	s := &r.Summary
-	s.UploadSamsa, s.UploadCeiling = median(us), median(uc)
-	s.ReadSamsa, s.ReadWhole, s.ReadRanged = median(rs), median(rw), median(rr)
+	s.UploadSamsa, s.UploadCeiling = benchkit.Median(us), benchkit.Median(uc)
+	s.ReadSamsa, s.ReadWhole, s.ReadRanged = benchkit.Median(rs), benchkit.Median(rw), benchkit.Median(rr)
 	s.UploadRatio = s.UploadSamsa / s.UploadCeiling
-	s.UploadManifests = median(um)
+	s.UploadManifests = benchkit.Median(um)
 	s.UploadRatioManifests = s.UploadSamsa / s.UploadManifests
 	s.ReadRatioWhole, s.ReadRatioRanged = s.ReadSamsa/s.ReadWhole, s.ReadSamsa/s.ReadRanged
 	s.ReadRatio = s.ReadSamsa / max(s.ReadWhole, s.ReadRanged)
-	s.ReadRaw = median(rx)
+	s.ReadRaw = benchkit.Median(rx)
 	s.ReadRawRatio = s.ReadRaw / max(s.ReadWhole, s.ReadRanged)
 	s.UploadMet, s.ReadMet = s.UploadRatio >= target, s.ReadRatio >= target
 }
@@ -198,7 +170,7 @@ func (r *report) writeMarkdown(w io.Writer) {
 	var b bytes.Buffer
 	s := &r.Summary
 	n := len(r.Upload)
-	fmt.Fprintf(&b, "| operation (median of %s) | samsa | ceiling | samsa ÷ ceiling | target | met? |\n|---|---:|---:|---:|---|---|\n", plural(n, "round"))
+	fmt.Fprintf(&b, "| operation (median of %s) | samsa | ceiling | samsa ÷ ceiling | target | met? |\n|---|---:|---:|---:|---|---|\n", benchkit.Plural(n, "round"))
 	fmt.Fprintf(&b, "| upload, MB/s | %.1f | %.1f (PutObject loop) | %.0f%% | ≥ 80%% of the ceiling | %s |\n",
 		s.UploadSamsa, s.UploadCeiling, 100*s.UploadRatio, verdict(s.UploadMet, s.UploadRatio))
 	fmt.Fprintf(&b, "| upload, MB/s | %.1f | %.1f (PutObject loop + the agent's manifest PUT after each segment) | %.0f%% | diagnostic | |\n",
@@ -206,7 +178,7 @@ func (r *report) writeMarkdown(w io.Writer) {
 	fmt.Fprintf(&b, "| cold read, one franz-go consumer, MB/s | %.1f | %.1f (GetObject loop, whole objects) | %.0f%% | ≥ 80%% of the faster GET loop | %s |\n",
 		s.ReadSamsa, s.ReadWhole, 100*s.ReadRatioWhole, verdict(s.ReadMet, s.ReadRatio))
 	fmt.Fprintf(&b, "| cold read, one franz-go consumer, MB/s | %.1f | %.1f (GetObject loop, %s ranges) | %.0f%% | | |\n",
-		s.ReadSamsa, s.ReadRanged, fmtBytes(chunkBytes), 100*s.ReadRatioRanged)
+		s.ReadSamsa, s.ReadRanged, benchkit.FormatBytes(chunkBytes), 100*s.ReadRatioRanged)
 	fmt.Fprintf(&b, "| cold read, bare Fetch requests (no record decoding), MB/s | %.1f | %.1f (the faster GET loop) | %.0f%% | diagnostic | |\n",
 		s.ReadRaw, max(s.ReadWhole, s.ReadRanged), 100*s.ReadRawRatio)
 	if len(r.Read) > 0 && r.Read[0].Samsa.Warm != nil {
@@ -214,7 +186,7 @@ func (r *report) writeMarkdown(w io.Writer) {
 		for _, x := range r.Read {
 			v = append(v, x.Samsa.Warm.MBPerSec)
 		}
-		fmt.Fprintf(&b, "| read again from a warm chunk cache (no GETs), one franz-go consumer, MB/s | %.1f | | | diagnostic | |\n", median(v))
+		fmt.Fprintf(&b, "| read again from a warm chunk cache (no GETs), one franz-go consumer, MB/s | %.1f | | | diagnostic | |\n", benchkit.Median(v))
 	}
 	fmt.Fprintf(&b, "| read from the agent's local segments, one franz-go consumer (page cache, before tiering), MB/s | %.1f | | | reference | |\n", r.LocalRead.MBPerSec)
 	met := 0
@@ -223,8 +195,8 @@ func (r *report) writeMarkdown(w io.Writer) {
 			met++
 		}
 	}
-	fmt.Fprintf(&b, "\nTargets met: %d of 2 (upload %.0f%%, cold read %.0f%% of its ceiling; medians of %s).\n", met, 100*s.UploadRatio, 100*s.ReadRatio, plural(n, "round"))
-	fmt.Fprintf(&b, "\n| round | upload samsa MB/s | upload ceiling MB/s | ratio | cold read samsa (franz-go / raw Fetch) MB/s | whole GETs MB/s | %s GETs MB/s | ratio franz-go (÷ faster) |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n", fmtBytes(chunkBytes))
+	fmt.Fprintf(&b, "\nTargets met: %d of 2 (upload %.0f%%, cold read %.0f%% of its ceiling; medians of %s).\n", met, 100*s.UploadRatio, 100*s.ReadRatio, benchkit.Plural(n, "round"))
+	fmt.Fprintf(&b, "\n| round | upload samsa MB/s | upload ceiling MB/s | ratio | cold read samsa (franz-go / raw Fetch) MB/s | whole GETs MB/s | %s GETs MB/s | ratio franz-go (÷ faster) |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n", benchkit.FormatBytes(chunkBytes))
 	for i := range max(len(r.Upload), len(r.Read)) {
 		fmt.Fprintf(&b, "| %d |", i+1)
 		if i < len(r.Upload) {
@@ -273,7 +245,7 @@ func (r *report) writeDetails(b *bytes.Buffer) {
 				w.Fetches, w.CPU.triple(), w.CPU.OtherCores)
 		}
 		fmt.Fprintf(b, "| %d | GetObject, whole objects | %.2f | – | %s | %d | %.2f |\n", x.Round, x.Whole.Seconds, x.Whole.CPU.triple(), x.Whole.Requests, x.Whole.CPU.OtherCores)
-		fmt.Fprintf(b, "| %d | GetObject, %s ranges | %.2f | – | %s | %d | %.2f |\n", x.Round, fmtBytes(chunkBytes), x.Ranged.Seconds, x.Ranged.CPU.triple(), x.Ranged.Requests, x.Ranged.CPU.OtherCores)
+		fmt.Fprintf(b, "| %d | GetObject, %s ranges | %.2f | – | %s | %d | %.2f |\n", x.Round, benchkit.FormatBytes(chunkBytes), x.Ranged.Seconds, x.Ranged.CPU.triple(), x.Ranged.Requests, x.Ranged.CPU.OtherCores)
 	}
 }
 
@@ -283,14 +255,14 @@ func (r *report) writeNotes(b *bytes.Buffer) {
 	l := &r.Log
 	fmt.Fprintf(b, "\nNotes:\n")
 	fmt.Fprintf(b, "- Log: one partition of a remote.storage.enable topic, segment.bytes %v; %s records of %s random (incompressible) values, produced by franz-go (acks=all, idempotent, 5 ms linger, no compression; %.1f MB/s of values through an agent without tiering). The measured log is the %s sealed segments: %.1f MiB of .log plus %.1f KiB of .index/.timeindex. A filler record (segment.ms=1) rolled the last segment so that every measured record is in a sealed segment.\n",
-		r.Options["segment_bytes"], fmtInt(float64(l.Records)), fmtBytes(l.RecordSize), r.Produce.MBPerSec, fmtInt(float64(l.Segments)), mibOf(l.LogBytes), float64(l.IndexBytes+l.TimeIndexBytes)/1024)
+		r.Options["segment_bytes"], benchkit.FormatInt(float64(l.Records)), benchkit.FormatBytes(l.RecordSize), r.Produce.MBPerSec, benchkit.FormatInt(float64(l.Segments)), benchkit.MiB(l.LogBytes), float64(l.IndexBytes+l.TimeIndexBytes)/1024)
 	fmt.Fprintf(b, "- Upload (samsa): an agent is started on the existing data directory with tiering to a new, empty prefix, so its uploader finds the whole log not yet uploaded and uploads it, one segment at a time (it uploads sequentially: per segment a pass over the .log for its CRC-32C, then PUTs of .log, .index, .timeindex and a new manifest.json). Timed from the agent's \"tiering on\" log line (the uploader starts right after it) to its last \"segment uploaded\" line; MB/s = samsa_tier_upload_bytes_total (.log + .index + .timeindex, %.1f MB) ÷ that time. Checked: the manifest lists every sealed segment with the local file's size and CRC-32C.\n",
 		float64(l.UploadBytes)/1e6)
 	fmt.Fprintf(b, "- Upload (ceiling): the same %s files uploaded from the agent's data directory by this process with minio-go PutObject, one after the other, with the agent's options (%s part size, so each object is one PUT; a SectionReader of the file), to another prefix of the same bucket. It does not write manifests or compute CRCs. \"+ manifests\" (diagnostic, run after the agent's upload): the same loop plus, after each segment, a PUT of the manifest the agent wrote at that point (same key, same bytes): the agent's requests without its code.\n",
-		fmtInt(float64(3*l.Segments)), fmtBytes(partSize))
+		benchkit.FormatInt(float64(3*l.Segments)), benchkit.FormatBytes(partSize))
 	fmt.Fprintf(b, "- Cold read (samsa): the agent's local copies were deleted (local.retention.bytes=1 once uploaded), then for each round an agent is started (its chunk cache is cleared at start) and one franz-go consumer reads offsets [0, %s) from offset 0 (FetchMaxBytes = FetchMaxPartitionBytes = %s); every record is checked byte for byte against what was produced. Timed from creating the client to the last record; MB/s = the .log bytes (the record batches read) ÷ that time. The agent serves the fetches from %s chunks fetched with ranged GETs into its on-disk cache, fetching the next chunk ahead. \"raw Fetch\": the same read by bare Fetch v12 requests, one at a time, without decoding records (each batch's CRC-32C checked, and the batches of each segment checked against its .log file's CRC-32C), with a fresh agent again: what the agent delivers when the client does little work. \"local segments\": the franz-go read before tiering, from the agent's local files in the page cache (sendfile): the consumer's and the fetch path's own limit on this machine.\n",
-		fmtInt(float64(l.Records)), r.Options["fetch_max_bytes"], fmtBytes(chunkBytes))
-	fmt.Fprintf(b, "- Cold read (ceiling): the same .log objects (the agent's upload) read by this process with minio-go GetObject, one after the other, whole and in %s ranges, into io.Discard. The target is judged on the faster of the two. \"warm chunk cache\" (diagnostic, only when -cache-bytes holds the whole log): the franz-go read again in the same agent right after the cold one, every chunk now cached: the agent's remote read path without GETs.\n", fmtBytes(chunkBytes))
+		benchkit.FormatInt(float64(l.Records)), r.Options["fetch_max_bytes"], benchkit.FormatBytes(chunkBytes))
+	fmt.Fprintf(b, "- Cold read (ceiling): the same .log objects (the agent's upload) read by this process with minio-go GetObject, one after the other, whole and in %s ranges, into io.Discard. The target is judged on the faster of the two. \"warm chunk cache\" (diagnostic, only when -cache-bytes holds the whole log): the franz-go read again in the same agent right after the cold one, every chunk now cached: the agent's remote read path without GETs.\n", benchkit.FormatBytes(chunkBytes))
 	fmt.Fprintf(b, "- Everything runs on one machine: MinIO (one local drive, data in the work directory), the agent and this process (clients and ceiling loops) share its CPUs; MinIO serves reads mostly from the page cache. \"Other work\" is the machine's busy time not spent by these three, in CPUs.\n")
 	m := &r.Meta
 	samsa := fmt.Sprintf("samsa built from the working tree at %s (%s)", m.SamsaRevision, m.SamsaVersion)
@@ -307,107 +279,13 @@ func (r *report) writeNotes(b *bytes.Buffer) {
 		warns = append(warns, x.Samsa.Warnings...)
 	}
 	if len(warns) > 0 {
-		fmt.Fprintf(b, "- The agent logged %s:\n", plural(len(warns), "warning"))
+		fmt.Fprintf(b, "- The agent logged %s:\n", benchkit.Plural(len(warns), "warning"))
 		for _, w := range warns[:min(len(warns), 5)] {
 			fmt.Fprintf(b, "  `%s`\n", strings.TrimSpace(w))
 		}
 	}
 }
 
-func (r *report) writeJSON(path string) error {
-	data, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, append(data, '\n'), 0o644)
-}
-
 func collectMeta(args []string, dir string) meta {
-	m := meta{
-		Date:      time.Now().UTC().Format(time.RFC3339),
-		Command:   strings.TrimSpace("go run ./benchmarks/tiering " + strings.Join(args, " ")),
-		NProc:     runtime.NumCPU(),
-		GoVersion: runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH,
-		CPUModel:  procField("/proc/cpuinfo", "model name"),
-		Kernel:    strings.TrimSpace(readFile("/proc/sys/kernel/osrelease")),
-	}
-	m.LoadAvgStart = loadAvg()
-	var kb float64
-	fmt.Sscanf(procField("/proc/meminfo", "MemTotal"), "%g", &kb)
-	m.MemTotalMiB = math.Round(kb / 1024)
-	if out, err := exec.Command("git", "describe", "--always", "--dirty").Output(); err == nil {
-		m.SamsaRevision = strings.TrimSpace(string(out))
-	}
-	m.Filesystem = filesystemOf(dir)
-	return m
+	return meta{Machine: benchkit.DescribeMachine("tiering", args), Filesystem: benchkit.FilesystemOf(dir)}
 }
-
-// filesystemOf names the mount holding dir ("/dev/vda ext4 on /"), from /proc/mounts.
-func filesystemOf(dir string) string {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return ""
-	}
-	if r, err := filepath.EvalSymlinks(abs); err == nil {
-		abs = r
-	}
-	best, bestLen := "", -1
-	sc := bufio.NewScanner(strings.NewReader(readFile("/proc/mounts")))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) < 3 {
-			continue
-		}
-		mp := f[1]
-		if (abs == mp || strings.HasPrefix(abs, strings.TrimSuffix(mp, "/")+"/")) && len(mp) > bestLen {
-			best, bestLen = f[0]+" "+f[2]+" on "+mp, len(mp)
-		}
-	}
-	return best
-}
-
-func loadAvg() string {
-	f := strings.Fields(readFile("/proc/loadavg"))
-	if len(f) < 3 {
-		return ""
-	}
-	return strings.Join(f[:3], " ")
-}
-
-func readFile(path string) string {
-	b, _ := os.ReadFile(path)
-	return string(b)
-}
-
-// procField returns the value of the first "key : value" line of a /proc file.
-func procField(path, key string) string {
-	sc := bufio.NewScanner(strings.NewReader(readFile(path)))
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if ok && strings.TrimSpace(k) == key {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
-}
-
-func fmtInt(v float64) string {
-	s := fmt.Sprintf("%.0f", v)
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
-}
-
-func plural(n int, what string) string {
-	if n == 1 {
-		return "1 " + what
-	}
-	return fmt.Sprintf("%d %ss", n, what)
-}
-
-func mibOf(n int64) float64 { return float64(n) / (1 << 20) }

@@ -15,27 +15,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 )
 
+// groupCommands are the sub-commands of "samsa group".
+var groupCommands = []subcommand{
+	{"list", groupList}, {"describe", groupDescribe}, {"reset-offsets", groupResetOffsets}, {"delete", groupDelete},
+}
+
 // runGroup dispatches "samsa group <sub-command>".
 func runGroup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		printGroupUsage(stderr)
-		return &usageError{cmd: "group"}
-	}
-	switch sub, rest := args[0], args[1:]; sub {
-	case "list":
-		return groupList(ctx, rest, stdout, stderr)
-	case "describe":
-		return groupDescribe(ctx, rest, stdout, stderr)
-	case "reset-offsets":
-		return groupResetOffsets(ctx, rest, stdout, stderr)
-	case "delete":
-		return groupDelete(ctx, rest, stdout, stderr)
-	case "-h", "-help", "--help", "help":
-		printGroupUsage(stdout)
-		return nil
-	default:
-		return usagef("group", "unknown sub-command %q (want list, describe, reset-offsets or delete)", sub)
-	}
+	return dispatch(ctx, "group", groupCommands, printGroupUsage, args, stdout, stderr)
 }
 
 func printGroupUsage(w io.Writer) {
@@ -78,13 +65,6 @@ func groupList(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", g.Group, g.State, orDash(g.ProtocolType))
 	}
 	return tw.Flush()
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }
 
 func groupDescribe(ctx context.Context, args []string, stdout, stderr io.Writer) error {

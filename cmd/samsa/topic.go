@@ -15,34 +15,15 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// timeoutHelp documents --timeout of the admin commands.
-const timeoutHelp = "give up on the request after this `duration`"
+// topicCommands are the sub-commands of "samsa topic".
+var topicCommands = []subcommand{
+	{"create", topicCreate}, {"list", topicList}, {"describe", topicDescribe},
+	{"alter", topicAlter}, {"delete", topicDelete}, {"delete-records", topicDeleteRecords},
+}
 
 // runTopic dispatches "samsa topic <sub-command>".
 func runTopic(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		printTopicUsage(stderr)
-		return &usageError{cmd: "topic"}
-	}
-	switch sub, rest := args[0], args[1:]; sub {
-	case "create":
-		return topicCreate(ctx, rest, stdout, stderr)
-	case "list":
-		return topicList(ctx, rest, stdout, stderr)
-	case "describe":
-		return topicDescribe(ctx, rest, stdout, stderr)
-	case "alter":
-		return topicAlter(ctx, rest, stdout, stderr)
-	case "delete":
-		return topicDelete(ctx, rest, stdout, stderr)
-	case "delete-records":
-		return topicDeleteRecords(ctx, rest, stdout, stderr)
-	case "-h", "-help", "--help", "help":
-		printTopicUsage(stdout)
-		return nil
-	default:
-		return usagef("topic", "unknown sub-command %q (want create, list, describe, alter, delete or delete-records)", sub)
-	}
+	return dispatch(ctx, "topic", topicCommands, printTopicUsage, args, stdout, stderr)
 }
 
 func printTopicUsage(w io.Writer) {
@@ -57,48 +38,6 @@ func printTopicUsage(w io.Writer) {
 All take --brokers host:port,... (default $SAMSA_BROKERS, else 127.0.0.1:9092) and --timeout.
 Run 'samsa topic SUBCOMMAND -h' for details.
 `)
-}
-
-// adminSession is a kadm client with a deadline; close releases both.
-type adminSession struct {
-	adm    *kadm.Client
-	ctx    context.Context
-	cancel context.CancelFunc
-}
-
-func (s *adminSession) close() {
-	s.cancel()
-	s.adm.Close()
-}
-
-func (c *clientFlags) admin(ctx context.Context) (*adminSession, error) {
-	if c.timeout <= 0 {
-		return nil, usagef("topic", "--timeout must be positive, got %s", c.timeout)
-	}
-	cl, err := c.client()
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	return &adminSession{adm: kadm.NewClient(cl), ctx: ctx, cancel: cancel}, nil
-}
-
-// parseOne parses flags and exactly one non-empty positional argument, named by label
-// ("topic NAME", "GROUP") in usage errors.
-func parseOne(fs *cmdFlags, args []string, label string) (string, error) {
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return "", err
-	}
-	switch {
-	case len(pos) == 0:
-		return "", usagef(fs.Name(), "missing %s", label)
-	case len(pos) > 1:
-		return "", usagef(fs.Name(), "want one %s, got %d arguments: %s", label, len(pos), strings.Join(pos, " "))
-	case pos[0] == "":
-		return "", usagef(fs.Name(), "%s must not be empty", label)
-	}
-	return pos[0], nil
 }
 
 func topicCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {

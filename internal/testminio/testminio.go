@@ -1,6 +1,7 @@
 // Package testminio runs a real MinIO server for tests: one process per Start, on 127.0.0.1
 // ports of its own, with a fresh data directory, killed when the test ends. Tests talk to it
-// through the S3 API like to any S3 service; nothing is mocked.
+// through the S3 API like to any S3 service; nothing is mocked. Launch starts one outside a
+// test (benchmarks).
 //
 // The binary is built once with
 //
@@ -15,22 +16,22 @@
 package testminio
 
 import (
-	"bytes"
 	"context"
+	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/samsa-io/samsa/internal/testproc"
 )
 
 // Version is the MinIO module version the project tests against.
@@ -39,6 +40,10 @@ const Version = "v0.0.0-20260212201848-7aac2a2c5b7c"
 // readyTimeout bounds the wait for a starting server to become ready. A ready MinIO on a fresh
 // directory takes about two seconds; the bound only keeps a broken server from hanging a test.
 const readyTimeout = 90 * time.Second
+
+// ErrNotInstalled says that no MinIO binary was found, and how to get one.
+var ErrNotInstalled = errors.New("minio not installed: run bash .ci/test.sh, or go install github.com/minio/minio@" +
+	Version + " (the first build takes minutes), or set SAMSA_MINIO_BIN")
 
 // Server is a running (or stopped) MinIO server.
 type Server struct {
@@ -51,157 +56,159 @@ type Server struct {
 	Dir string
 
 	bin         string
-	addr        string // 127.0.0.1:<port> of the S3 API
-	consoleAddr string // 127.0.0.1:<port> of the (disabled) console
-	certsDir    string // empty: keeps MinIO from reading ~/.minio/certs and turning on TLS
-	out         *tailBuffer
+	prefix      []string // LaunchOptions.CommandPrefix
+	addr        string   // 127.0.0.1:<port> of the S3 API
+	consoleAddr string   // 127.0.0.1:<port> of the (disabled) console
+	certsDir    string   // empty: keeps MinIO from reading ~/.minio/certs and turning on TLS
+	out         *testproc.TailBuffer
 
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan struct{} // closed when cmd has exited
-	err    error         // cmd's exit status, once exited is closed
+	mu   sync.Mutex
+	proc *testproc.Process // nil when stopped
+}
+
+// LaunchOptions change how Launch runs MinIO. The zero value is what Start uses.
+type LaunchOptions struct {
+	// CommandPrefix runs MinIO under another program, e.g. {"taskset", "-c", "0"}.
+	CommandPrefix []string
 }
 
 // Start starts a MinIO server on free 127.0.0.1 ports with a data directory under
 // t.TempDir() and waits until it serves S3 requests. The server is killed when the test ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	bin := Binary(t)
-	dir := t.TempDir()
+	s, err := Launch(Binary(t), t.TempDir(), LaunchOptions{})
+	if s != nil {
+		t.Cleanup(s.Stop)
+	}
+	if err != nil {
+		t.Fatalf("testminio: %v", err)
+	}
+	return s
+}
+
+// Launch starts the MinIO binary bin on free 127.0.0.1 ports with its data and certs
+// directories under dir, and waits until it serves S3 requests: Start for programs that are not
+// tests (benchmarks). The caller stops it. The error includes what MinIO printed.
+func Launch(bin, dir string, opts LaunchOptions) (*Server, error) {
 	s := &Server{
 		AccessKey: "samsa-test",
 		SecretKey: "samsa-test-secret-key",
 		Dir:       filepath.Join(dir, "data"),
 		bin:       bin,
+		prefix:    opts.CommandPrefix,
 		certsDir:  filepath.Join(dir, "certs"),
-		out:       &tailBuffer{max: 256 << 10},
+		out:       testproc.NewTailBuffer(256 << 10),
 	}
 	for _, d := range []string{s.Dir, s.certsDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatalf("testminio: %v", err)
+			return nil, err
 		}
 	}
-	t.Cleanup(s.Stop)
 	// A port picked free can be taken before MinIO binds it; then try other ports.
 	var err error
 	for range 3 {
-		s.addr, s.consoleAddr = freeAddr(t), freeAddr(t)
+		if s.addr, err = testproc.FreeAddr(); err != nil {
+			return nil, err
+		}
+		if s.consoleAddr, err = testproc.FreeAddr(); err != nil {
+			return nil, err
+		}
 		s.Endpoint = "http://" + s.addr
 		if err = s.start(); err == nil {
-			return s
+			return s, nil
 		}
 		if !strings.Contains(s.Output(), "address already in use") {
 			break
 		}
 	}
-	t.Fatalf("testminio: %v\nminio output:\n%s", err, s.Output())
-	return nil
+	return s, fmt.Errorf("%w\nminio output:\n%s", err, s.Output())
 }
 
-// Binary returns the path of the MinIO binary: $SAMSA_MINIO_BIN, then minio in $(go env GOBIN)
-// or $(go env GOPATH)/bin, then minio on PATH. When there is none it skips the test, or fails it if $CI is set.
+// FindBinary returns explicit when it is not empty (it must exist), else the MinIO binary:
+// $SAMSA_MINIO_BIN, then minio in $(go env GOBIN) or $(go env GOPATH)/bin, then minio on PATH.
+// It returns ErrNotInstalled when there is none.
+func FindBinary(explicit string) (string, error) {
+	for _, p := range []string{explicit, os.Getenv("SAMSA_MINIO_BIN")} {
+		if p != "" {
+			if _, err := os.Stat(p); err != nil {
+				return "", fmt.Errorf("minio binary: %w", err)
+			}
+			return p, nil
+		}
+	}
+	if p, ok := testproc.FindInGoBin("minio"); ok {
+		return p, nil
+	}
+	if p, ok := testproc.LookPath("minio"); ok {
+		return p, nil
+	}
+	return "", ErrNotInstalled
+}
+
+// Binary returns the path of the MinIO binary FindBinary finds. When there is none it skips
+// the test, or fails it if $CI is set; a $SAMSA_MINIO_BIN naming a missing file fails it.
 func Binary(t testing.TB) string {
 	t.Helper()
-	if p := os.Getenv("SAMSA_MINIO_BIN"); p != "" {
-		if _, err := os.Stat(p); err != nil {
-			t.Fatalf("testminio: SAMSA_MINIO_BIN: %v", err)
-		}
-		return p
+	p, err := FindBinary("")
+	if errors.Is(err, ErrNotInstalled) {
+		testproc.Missing(t, err.Error())
 	}
-	if out, err := exec.Command("go", "env", "GOBIN", "GOPATH").Output(); err == nil {
-		lines := strings.Split(string(out), "\n")
-		var dirs []string
-		if gobin := strings.TrimSpace(lines[0]); gobin != "" {
-			dirs = append(dirs, gobin)
-		}
-		if len(lines) > 1 {
-			for _, gopath := range filepath.SplitList(strings.TrimSpace(lines[1])) {
-				dirs = append(dirs, filepath.Join(gopath, "bin"))
-			}
-		}
-		for _, dir := range dirs {
-			p := filepath.Join(dir, "minio")
-			if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
-				return p
-			}
-		}
+	if err != nil {
+		t.Fatalf("testminio: %v", err)
 	}
-	if p, err := exec.LookPath("minio"); err == nil {
-		return p
-	}
-	msg := "minio not installed: run bash .ci/test.sh, or go install github.com/minio/minio@" + Version + " (the first build takes minutes), or set SAMSA_MINIO_BIN"
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
+	return p
 }
 
 // start runs the server process and waits until it is ready.
 func (s *Server) start() error {
-	cmd := exec.Command(s.bin, "server", s.Dir,
+	args := append(append([]string(nil), s.prefix...), s.bin, "server", s.Dir,
 		"--address", s.addr,
 		"--console-address", s.consoleAddr,
 		"--certs-dir", s.certsDir)
-	cmd.Env = append(cleanEnv(),
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Env = append(testproc.EnvWithout("MINIO_", "AWS_"),
 		"MINIO_ROOT_USER="+s.AccessKey,
 		"MINIO_ROOT_PASSWORD="+s.SecretKey,
 		"MINIO_BROWSER=off",
 		"MINIO_UPDATE=off",
 	)
 	cmd.Stdout, cmd.Stderr = s.out, s.out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // dies with the test binary
 	fmt.Fprintf(s.out, "--- testminio: starting %s on %s\n", s.bin, s.addr)
-	if err := cmd.Start(); err != nil {
+	p, err := testproc.Start(cmd, nil) // dies with the test binary
+	if err != nil {
 		return fmt.Errorf("start minio: %w", err)
 	}
-	exited := make(chan struct{})
 	s.mu.Lock()
-	s.cmd, s.exited, s.err = cmd, exited, nil
+	s.proc = p
 	s.mu.Unlock()
-	go func() {
-		err := cmd.Wait()
-		s.mu.Lock()
-		s.err = err
-		s.mu.Unlock()
-		close(exited)
-	}()
-	if err := s.waitReady(exited); err != nil {
+	// The cluster health endpoint answers 200 only once the object layer, bucket metadata and
+	// IAM are up (/minio/health/live answers 200 earlier, with the header
+	// x-minio-server-status: offline).
+	url := s.Endpoint + "/minio/health/cluster"
+	client := &http.Client{Timeout: 5 * time.Second}
+	err = p.WaitReady(context.Background(), readyTimeout, 20*time.Millisecond, func() bool {
+		resp, err := client.Get(url)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	if err != nil {
 		s.Stop()
-		return err
+		return fmt.Errorf("minio at %s: %w", url, err)
 	}
 	return nil
 }
 
-// waitReady polls the cluster health endpoint, which answers 200 only once the object layer,
-// bucket metadata and IAM are up (/minio/health/live answers 200 earlier, with the header
-// x-minio-server-status: offline).
-func (s *Server) waitReady(exited <-chan struct{}) error {
-	url := s.Endpoint + "/minio/health/cluster"
-	client := &http.Client{Timeout: 5 * time.Second}
-	deadline := time.NewTimer(readyTimeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		resp, err := client.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case <-exited:
-			s.mu.Lock()
-			err := s.err
-			s.mu.Unlock()
-			return fmt.Errorf("minio exited before it was ready: %v", err)
-		case <-deadline.C:
-			return fmt.Errorf("minio not ready at %s within %s", url, readyTimeout)
-		case <-tick.C:
-		}
+// PID is the server's process id, or 0 when it is stopped.
+func (s *Server) PID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil {
+		return 0
 	}
+	return s.proc.PID()
 }
 
 // Stop kills the server (SIGKILL, like a crash or a power cut of the storage host) and waits
@@ -209,14 +216,13 @@ func (s *Server) waitReady(exited <-chan struct{}) error {
 // does nothing.
 func (s *Server) Stop() {
 	s.mu.Lock()
-	cmd, exited := s.cmd, s.exited
-	s.cmd = nil
+	p := s.proc
+	s.proc = nil
 	s.mu.Unlock()
-	if cmd == nil {
+	if p == nil {
 		return
 	}
-	_ = cmd.Process.Kill() // an error means it has exited already
-	<-exited
+	p.Kill()
 	fmt.Fprintf(s.out, "--- testminio: stopped\n")
 }
 
@@ -228,6 +234,16 @@ func (s *Server) Restart(t testing.TB) {
 	if err := s.start(); err != nil {
 		t.Fatalf("testminio: restart: %v\nminio output:\n%s", err, s.Output())
 	}
+}
+
+// Version asks the binary for its version line ("" when it cannot say).
+func (s *Server) Version() string {
+	out, err := exec.Command(s.bin, "--version").Output()
+	if err != nil {
+		return ""
+	}
+	line, _, _ := strings.Cut(string(out), "\n")
+	return strings.TrimSpace(line)
 }
 
 // CreateBucket creates a bucket; it fails the test if that fails.
@@ -258,50 +274,3 @@ func (s *Server) Client() (*minio.Client, error) {
 // Output returns the last 256 KiB of what the server printed, across restarts, for failure
 // messages.
 func (s *Server) Output() string { return s.out.String() }
-
-// cleanEnv is the test's environment without MINIO_* and AWS_* variables, which would
-// change the server's configuration.
-func cleanEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "MINIO_") || strings.HasPrefix(kv, "AWS_") {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return env
-}
-
-// freeAddr returns a 127.0.0.1 address with a port that was free a moment ago.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("testminio: find a free port: %v", err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// tailBuffer keeps the last max bytes written to it; safe for concurrent use.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	b   bytes.Buffer
-}
-
-func (tb *tailBuffer) Write(p []byte) (int, error) {
-	tb.mu.Lock()
-	defer tb.mu.Unlock()
-	tb.b.Write(p)
-	if over := tb.b.Len() - tb.max; over > 0 {
-		tb.b.Next(over)
-	}
-	return len(p), nil
-}
-
-func (tb *tailBuffer) String() string {
-	tb.mu.Lock()
-	defer tb.mu.Unlock()
-	return tb.b.String()
-}

@@ -2,8 +2,11 @@ package testminio_test
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"net/http"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/minio/minio-go/v7"
@@ -48,5 +51,39 @@ func TestStopRestart(t *testing.T) {
 	srv.Restart(t) // restarting a running server works too
 	if ok, err := c.BucketExists(t.Context(), "keep"); err != nil || !ok {
 		t.Fatalf("BucketExists after second restart: %v, %v", ok, err)
+	}
+}
+
+// TestFindBinary: an explicit path or $SAMSA_MINIO_BIN naming a missing file is an error of
+// its own, not ErrNotInstalled.
+func TestFindBinary(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "no-minio")
+	if _, err := testminio.FindBinary(missing); err == nil || errors.Is(err, testminio.ErrNotInstalled) {
+		t.Errorf("FindBinary(missing file) = %v", err)
+	}
+	t.Setenv("SAMSA_MINIO_BIN", missing)
+	if _, err := testminio.FindBinary(""); err == nil || errors.Is(err, testminio.ErrNotInstalled) {
+		t.Errorf("FindBinary with $SAMSA_MINIO_BIN missing = %v", err)
+	}
+}
+
+// TestLaunch: a server started outside a test reports its process and version, and its error
+// for a binary that is not MinIO carries the output.
+func TestLaunch(t *testing.T) {
+	srv, err := testminio.Launch(testminio.Binary(t), t.TempDir(), testminio.LaunchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	if srv.PID() <= 0 || !strings.Contains(srv.Version(), "version") {
+		t.Errorf("pid %d, version %q", srv.PID(), srv.Version())
+	}
+	srv.Stop()
+	if srv.PID() != 0 {
+		t.Errorf("pid %d after Stop", srv.PID())
+	}
+	if _, err := testminio.Launch("/bin/false", t.TempDir(), testminio.LaunchOptions{}); err == nil ||
+		!strings.Contains(err.Error(), "minio output:") {
+		t.Errorf("Launch(/bin/false) = %v", err)
 	}
 }

@@ -22,7 +22,7 @@
 package testmosquitto
 
 import (
-	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -35,6 +35,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/samsa-io/samsa/internal/testproc"
 )
 
 // readyTimeout bounds the wait for a starting broker to accept connections (it takes a few
@@ -79,12 +81,10 @@ type Server struct {
 	bin   string
 	conf  string
 	addrs []string // every listener, polled for readiness
-	out   *tailBuffer
+	out   *testproc.TailBuffer
 
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan struct{}
-	err    error
+	mu   sync.Mutex
+	proc *testproc.Process // nil when stopped
 }
 
 // Start starts a broker with the default options. It is stopped when the test ends.
@@ -113,7 +113,7 @@ func StartWith(t testing.TB, opts Options) *Server {
 // and waits until every listener accepts connections: StartWith for programs that are not tests
 // (benchmarks). The caller stops it. On an error the returned Server (if any) holds the output.
 func Launch(bin, dir string, opts Options) (*Server, error) {
-	s := &Server{Dir: dir, bin: bin, out: &tailBuffer{max: 256 << 10}}
+	s := &Server{Dir: dir, bin: bin, out: testproc.NewTailBuffer(256 << 10)}
 	if opts.TLS {
 		if err := s.writeCerts(); err != nil {
 			return nil, err
@@ -153,11 +153,8 @@ func FindBinary() (string, error) {
 		}
 		return p, nil
 	}
-	if p, err := exec.LookPath("mosquitto"); err == nil {
+	if p, ok := testproc.LookPath("mosquitto", "/usr/sbin"); ok {
 		return p, nil
-	}
-	if fi, err := os.Stat("/usr/sbin/mosquitto"); err == nil && !fi.IsDir() {
-		return "/usr/sbin/mosquitto", nil
 	}
 	return "", errors.New("mosquitto not installed: run bash .ci/test.sh or apt-get install mosquitto mosquitto-clients, or set SAMSA_MOSQUITTO_BIN")
 }
@@ -172,7 +169,7 @@ func Binary(t testing.TB) string {
 		if os.Getenv("SAMSA_MOSQUITTO_BIN") != "" {
 			t.Fatalf("testmosquitto: %v", err)
 		}
-		missing(t, err.Error())
+		testproc.Missing(t, err.Error())
 	}
 	return p
 }
@@ -181,31 +178,17 @@ func Binary(t testing.TB) string {
 // mosquitto-clients or mosquitto), skipping or failing the test like Binary when it is missing.
 func ClientTool(t testing.TB, name string) string {
 	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
+	if p, ok := testproc.LookPath(name, "/usr/bin", "/usr/sbin"); ok {
 		return p
 	}
-	for _, dir := range []string{"/usr/bin", "/usr/sbin"} {
-		p := filepath.Join(dir, name)
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
-			return p
-		}
-	}
-	missing(t, name+" not installed: run bash .ci/test.sh or apt-get install mosquitto mosquitto-clients")
+	testproc.Missing(t, name+" not installed: run bash .ci/test.sh or apt-get install mosquitto mosquitto-clients")
 	return ""
-}
-
-func missing(t testing.TB, msg string) {
-	t.Helper()
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
 }
 
 func (s *Server) pickPorts(opts Options) error {
 	addrs := make([]string, 1+btoi(opts.WebSockets)+btoi(opts.TLS))
 	for i := range addrs {
-		a, err := freeAddr()
+		a, err := testproc.FreeAddr()
 		if err != nil {
 			return err
 		}
@@ -287,53 +270,31 @@ func writePasswords(path string, users map[string]string) error {
 func (s *Server) start() error {
 	cmd := exec.Command(s.bin, "-c", s.conf)
 	cmd.Stdout, cmd.Stderr = s.out, s.out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // dies with the test binary
 	fmt.Fprintf(s.out, "--- testmosquitto: starting %s on %s\n", s.bin, strings.Join(s.addrs, ", "))
-	if err := cmd.Start(); err != nil {
+	p, err := testproc.Start(cmd, nil) // dies with the test binary
+	if err != nil {
 		return fmt.Errorf("start mosquitto: %w", err)
 	}
-	exited := make(chan struct{})
 	s.mu.Lock()
-	s.cmd, s.exited, s.err = cmd, exited, nil
+	s.proc = p
 	s.mu.Unlock()
-	go func() {
-		err := cmd.Wait()
-		s.mu.Lock()
-		s.err = err
-		s.mu.Unlock()
-		close(exited)
-	}()
-	if err := s.waitReady(exited); err != nil {
-		s.Kill()
-		return err
-	}
-	return nil
-}
-
-// waitReady polls every listener with a TCP connection until all accept.
-func (s *Server) waitReady(exited <-chan struct{}) error {
-	deadline := time.NewTimer(readyTimeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for _, addr := range s.addrs {
-		for {
-			c, err := net.DialTimeout("tcp", addr, time.Second)
-			if err == nil {
-				c.Close()
-				break
+	next := 0 // listeners before it accept
+	err = p.WaitReady(context.Background(), readyTimeout, 10*time.Millisecond, func() bool {
+		for ; next < len(s.addrs); next++ {
+			c, err := net.DialTimeout("tcp", s.addrs[next], time.Second)
+			if err != nil {
+				return false
 			}
-			select {
-			case <-exited:
-				s.mu.Lock()
-				err := s.err
-				s.mu.Unlock()
-				return fmt.Errorf("mosquitto exited before it was ready: %v", err)
-			case <-deadline.C:
-				return fmt.Errorf("mosquitto not accepting on %s within %s", addr, readyTimeout)
-			case <-tick.C:
-			}
+			c.Close()
 		}
+		return true
+	})
+	if err != nil {
+		s.Kill()
+		if errors.Is(err, testproc.ErrNotReady) {
+			return fmt.Errorf("mosquitto not accepting on %s within %s", s.addrs[next], readyTimeout)
+		}
+		return fmt.Errorf("mosquitto: %w", err)
 	}
 	return nil
 }
@@ -347,20 +308,24 @@ func (s *Server) Kill() { s.stop(syscall.SIGKILL) }
 
 func (s *Server) stop(sig syscall.Signal) {
 	s.mu.Lock()
-	cmd, exited := s.cmd, s.exited
-	s.cmd = nil
+	p := s.proc
+	s.proc = nil
 	s.mu.Unlock()
-	if cmd == nil {
+	if p == nil {
 		return
 	}
-	_ = cmd.Process.Signal(sig) // an error means it has exited already
-	select {
-	case <-exited:
-	case <-time.After(stopTimeout):
-		_ = cmd.Process.Kill()
-		<-exited
-	}
+	_ = p.Stop(sig, stopTimeout) // the exit status of a stopped broker says nothing
 	fmt.Fprintf(s.out, "--- testmosquitto: stopped (%v)\n", sig)
+}
+
+// PID is the broker's process id, or 0 when it is stopped.
+func (s *Server) PID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil {
+		return 0
+	}
+	return s.proc.PID()
 }
 
 // Restart stops the broker if it runs (SIGTERM, so sessions and queued QoS 1/2 messages are
@@ -381,37 +346,4 @@ func (s *Server) Port() int {
 	_, p, _ := net.SplitHostPort(s.Addr)
 	n, _ := strconv.Atoi(p)
 	return n
-}
-
-// freeAddr returns a 127.0.0.1 address with a port that was free a moment ago.
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("find a free port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
-// tailBuffer keeps the last max bytes written to it; safe for concurrent use.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	b   bytes.Buffer
-}
-
-func (tb *tailBuffer) Write(p []byte) (int, error) {
-	tb.mu.Lock()
-	defer tb.mu.Unlock()
-	tb.b.Write(p)
-	if over := tb.b.Len() - tb.max; over > 0 {
-		tb.b.Next(over)
-	}
-	return len(p), nil
-}
-
-func (tb *tailBuffer) String() string {
-	tb.mu.Lock()
-	defer tb.mu.Unlock()
-	return tb.b.String()
 }

@@ -1,8 +1,11 @@
 package testmosquitto_test
 
 import (
+	"fmt"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -170,5 +173,20 @@ func TestMQTTBrokerLoadKeepsOrderAcrossRestart(t *testing.T) {
 		case <-deadline:
 			t.Fatalf("after 60s: %v", complete)
 		}
+	}
+}
+
+// TestMQTTBrokerPID: the broker's process id is that of the mosquitto started with its
+// configuration, and 0 once it is stopped.
+func TestMQTTBrokerPID(t *testing.T) {
+	srv := testmosquitto.Start(t)
+	pid := srv.PID()
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || !strings.Contains(string(cmdline), filepath.Join(srv.Dir, "mosquitto.conf")) {
+		t.Errorf("pid %d: cmdline %q, %v", pid, cmdline, err)
+	}
+	srv.Stop()
+	if srv.PID() != 0 {
+		t.Errorf("pid %d after Stop", srv.PID())
 	}
 }
