@@ -105,8 +105,10 @@ func scanFrom(n int, clean bool) int {
 }
 
 // loadSegment restores segment i from its indexes. A sealed segment whose indexes disagree
-// with its log is re-indexed from the log; ok=false: the active segment's indexes can't be
-// trusted and it needs a recovery scan.
+// with its log is re-indexed from the log; ok=false: recovery must scan from segment i, because
+// the active segment's indexes can't be trusted, or because sealed segment i holds offsets
+// at or past the next segment's base (the scan then keeps i and removes the segments after
+// it, as after a crash: the log must never end below an offset it holds).
 func (l *Log) loadSegment(i int) (ok bool, err error) {
 	s := l.segments[i]
 	last := i == len(l.segments)-1
@@ -122,7 +124,10 @@ func (l *Log) loadSegment(i int) (ok bool, err error) {
 		l.log.Warn("active segment disagrees with its index; scanning it", "file", s.path, "reason", why.Error())
 		return false, nil
 	}
-	return true, l.reindexSealed(i, why)
+	if err := l.reindexSealed(i, why); err != nil {
+		return false, err
+	}
+	return l.segments[i].next <= l.segments[i+1].base, nil
 }
 
 // reindexSealed rebuilds the indexes of sealed segment i from its log. Damage found on the way
@@ -142,7 +147,7 @@ func (l *Log) reindexSealed(i int, why error) error {
 		s.corruptAt, s.corruptErr = res.validEnd, s.corruptError(res)
 		l.log.Error("sealed segment is corrupt; reads that reach the damage fail", "file", s.path, "position", res.validEnd, "reason", res.err.Error())
 	}
-	if next := l.segments[i+1].base; s.next != next {
+	if next := l.segments[i+1].base; s.next < next {
 		l.log.Error("sealed segment ends before the next one starts: offsets are missing", "file", s.path, "end_offset", s.next, "next_base", next)
 	}
 	return nil

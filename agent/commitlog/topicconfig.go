@@ -139,7 +139,7 @@ var configKeys = []configKey{
 
 func checkRatio(v string) error {
 	f, err := strconv.ParseFloat(v, 64)
-	if err != nil || f < 0 || f > 1 {
+	if err != nil || !(f >= 0 && f <= 1) { // NaN too: it compares false with every score
 		return fmt.Errorf("must be a number between 0 and 1")
 	}
 	return nil

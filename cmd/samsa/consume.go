@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"time"
 
@@ -90,7 +91,8 @@ func parseFrom(s string, now time.Time) (startSpec, error) {
 	}
 	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
 		if n < 0 {
-			return startSpec{kind: fromTail, n: -n}, nil
+			// -MinInt64 overflows: the last MaxInt64 records are all of them just as well.
+			return startSpec{kind: fromTail, n: -max(n, -math.MaxInt64)}, nil
 		}
 		return startSpec{kind: fromOffset, n: n}, nil
 	}

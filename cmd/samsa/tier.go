@@ -13,6 +13,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/samsa-io/samsa/agent"
 )
@@ -120,10 +121,19 @@ func printTierTable(w io.Writer, st *agent.TierStatusResponse) {
 		if p.LastError != "" {
 			lastErr = strings.Join(strings.Fields(p.LastError), " ")
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d..%d\t%s\t%s\t%s\t%s\t%d/%s\t%s\n", p.Topic, p.Partition, p.LocalStart, p.LocalEnd,
+		fmt.Fprintf(tw, "%s\t%d\t%d..%d\t%s\t%s\t%s\t%s\t%d/%s\t%s\n", cell(p.Topic), p.Partition, p.LocalStart, p.LocalEnd,
 			humanBytes(p.LocalBytes), remote, segs, rbytes, p.BacklogSegs, humanBytes(p.BacklogBytes), lastErr)
 	}
 	tw.Flush()
+}
+
+// cell returns s, quoted when it holds spaces or control characters: text from the HTTP
+// answer must stay in its table cell (a samsa agent's topic names never need quoting).
+func cell(s string) string {
+	if s != "" && !strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsGraphic(r) || unicode.IsSpace(r) }) {
+		return s
+	}
+	return strconv.Quote(s)
 }
 
 // httpBase turns host:port or an http(s) URL into a base URL without a trailing slash.

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"path"
 	"sort"
 	"strconv"
@@ -91,7 +92,8 @@ func joinKey(parts ...string) string {
 }
 
 // ParseSegmentKey parses the base offset and epoch from a segment object's name (the part
-// after the partition prefix), and its extension.
+// after the partition prefix), and its extension. It accepts exactly the names SegmentKey
+// makes.
 func ParseSegmentKey(name string) (base int64, epoch int32, ext string, ok bool) {
 	name = path.Base(name)
 	dot := strings.IndexByte(name, '.')
@@ -100,12 +102,14 @@ func ParseSegmentKey(name string) (base int64, epoch int32, ext string, ok bool)
 	}
 	stem, ext := name[:dot], name[dot:]
 	b, e, found := strings.Cut(stem, "-")
-	if !found || len(b) != 20 {
+	if !found || len(b) != 20 || strings.Trim(b, "0123456789") != "" {
 		return 0, 0, "", false
 	}
 	base, err1 := strconv.ParseInt(b, 10, 64)
 	ep, err2 := strconv.ParseInt(e, 10, 32)
-	if err1 != nil || err2 != nil || base < 0 {
+	// Only the names SegmentKey writes: an object named otherwise ("+0…0-07.log") is not ours,
+	// and removeOrphans must not take it for a leftover.
+	if err1 != nil || err2 != nil || strconv.FormatInt(ep, 10) != e {
 		return 0, 0, "", false
 	}
 	switch ext {
@@ -134,7 +138,7 @@ func Decode(data []byte) (*Manifest, error) {
 	prevEnd := int64(-1)
 	for i, s := range m.Segments {
 		switch {
-		case s.BaseOffset < 0 || s.LastOffset < s.BaseOffset:
+		case s.BaseOffset < 0 || s.LastOffset < s.BaseOffset || s.LastOffset == math.MaxInt64: // EndOffset must not wrap
 			return nil, fmt.Errorf("%w: segment %d has offsets %d..%d", ErrBadManifest, i, s.BaseOffset, s.LastOffset)
 		case s.BaseOffset < prevEnd:
 			return nil, fmt.Errorf("%w: segment %d starts at %d, before the previous one ends (%d)", ErrBadManifest, i, s.BaseOffset, prevEnd)

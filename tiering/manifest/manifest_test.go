@@ -3,6 +3,8 @@ package manifest
 import (
 	"bytes"
 	"errors"
+	"math"
+	"path"
 	"testing"
 )
 
@@ -61,6 +63,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add(sample().Encode())
 	f.Add([]byte(`{"version":1,"segments":[]}`))
 	f.Add([]byte(`{"version":1,"segments":[{"base_offset":5,"last_offset":4}]}`))
+	f.Add([]byte(wrappingManifest))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := Decode(data)
 		if err != nil {
@@ -69,13 +72,77 @@ func FuzzDecode(f *testing.F) {
 			}
 			return
 		}
-		for i := 1; i < len(m.Segments); i++ {
-			if m.Segments[i].BaseOffset < m.Segments[i-1].EndOffset() {
-				t.Fatal("decoded overlapping segments")
+		for i, s := range m.Segments {
+			// Compared without EndOffset, which would wrap at MaxInt64.
+			if s.BaseOffset < 0 || s.LastOffset < s.BaseOffset || i > 0 && s.BaseOffset <= m.Segments[i-1].LastOffset {
+				t.Fatalf("decoded segment %d with offsets %d..%d after %+v", i, s.BaseOffset, s.LastOffset, m.Segments[:i])
 			}
+			if s.EndOffset() <= s.LastOffset {
+				t.Fatalf("segment %d: end offset %d wraps", i, s.EndOffset())
+			}
+		}
+		if end := m.EndOffset(); len(m.Segments) > 0 && end != m.Segments[len(m.Segments)-1].LastOffset+1 {
+			t.Fatalf("end offset %d", end)
 		}
 		if _, err := Decode(m.Encode()); err != nil {
 			t.Fatalf("re-encoded manifest does not decode: %v", err)
+		}
+	})
+}
+
+// wrappingManifest has a segment ending at the last offset there is, followed by one that
+// overlaps it: its EndOffset wrapped to MinInt64, so Decode took the second for ordered.
+const wrappingManifest = `{"version":1,"segments":[{"base_offset":0,"last_offset":9223372036854775807},{"base_offset":5,"last_offset":6}]}`
+
+// TestDecodeRefusesWrappingEndOffset: found by tightening FuzzDecode's overlap check.
+func TestDecodeRefusesWrappingEndOffset(t *testing.T) {
+	if m, err := Decode([]byte(wrappingManifest)); !errors.Is(err, ErrBadManifest) {
+		t.Fatalf("decoded %+v, %v; want ErrBadManifest", m, err)
+	}
+	last := `{"version":1,"segments":[{"base_offset":0,"last_offset":9223372036854775806}]}`
+	if m, err := Decode([]byte(last)); err != nil || m.EndOffset() != math.MaxInt64 {
+		t.Fatalf("segment ending at MaxInt64-1: %v", err)
+	}
+}
+
+// TestParseSegmentKeyOnlyOurNames: names SegmentKey never makes are not segment objects, so
+// removeOrphans leaves them alone (found by FuzzParseSegmentKey).
+func TestParseSegmentKeyOnlyOurNames(t *testing.T) {
+	for _, name := range []string{
+		"p/t/0/+0000000000000000005-0.log", "p/t/0/00000000000000000005-07.log", "p/t/0/00000000000000000005-+7.index",
+		"p/t/0/00000000000000000005--0.log", "p/t/0/00000000000000000005-.log", "p/t/0/-0000000000000000005-1.log",
+	} {
+		if base, epoch, ext, ok := ParseSegmentKey(name); ok {
+			t.Errorf("%s parsed as %d, %d, %q", name, base, epoch, ext)
+		}
+	}
+	for _, epoch := range []int32{0, 7, -1, math.MaxInt32, math.MinInt32} {
+		key := SegmentKey("p", "t", 0, 5, epoch, ".log")
+		if base, e, ext, ok := ParseSegmentKey(key); !ok || base != 5 || e != epoch || ext != ".log" {
+			t.Errorf("%s parsed as %d, %d, %q, %v", key, base, e, ext, ok)
+		}
+	}
+}
+
+// FuzzParseSegmentKey: a name that parses is exactly the name SegmentKey makes of what it
+// parsed to (so removeOrphans deletes only what the uploader could have written), and what
+// SegmentKey makes parses back.
+func FuzzParseSegmentKey(f *testing.F) {
+	for _, s := range []string{"site/gw/t/3/00000000000000000100-7.timeindex", "t/0/00000000000000000000--1.log",
+		"+0000000000000000005-0.log", "00000000000000000005-07.index", "manifest.json", "9223372036854775807-2147483647.log"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		base, epoch, ext, ok := ParseSegmentKey(name)
+		if !ok {
+			return
+		}
+		key := SegmentKey("p", "t", 0, base, epoch, ext)
+		if path.Base(key) != path.Base(name) {
+			t.Fatalf("%q parsed as (%d, %d, %q), which SegmentKey names %q", name, base, epoch, ext, key)
+		}
+		if b, e, x, ok := ParseSegmentKey(key); !ok || b != base || e != epoch || x != ext {
+			t.Fatalf("%q parsed as (%d, %d, %q, %v)", key, b, e, x, ok)
 		}
 	})
 }
