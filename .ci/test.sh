@@ -68,7 +68,7 @@ for pkg in $(go list ./...); do
   dir=$(go list -f '{{.Dir}}' "$pkg")
   for fz in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //' | sort -u); do
     echo "fuzz $pkg $fz"
-    go test -run '^$' -fuzz "^${fz}\$" -fuzztime "$FUZZTIME" "$pkg" >/tmp/samsa-fuzz.log 2>&1 || { cat /tmp/samsa-fuzz.log; exit 1; }
+    go test -run '^$' -fuzz "^${fz}\$" -fuzztime "$FUZZTIME" -fuzzminimizetime 5s "$pkg" >/tmp/samsa-fuzz.log 2>&1 || { cat /tmp/samsa-fuzz.log; exit 1; }
   done
 done
 log "all checks passed"
