@@ -196,10 +196,11 @@ func (a *Agent) startTiering() error {
 		return err
 	}
 	t, err := tiering.New(store, a.store, tiering.Config{
-		Prefix:     tc.Prefix,
-		CacheDir:   tc.CacheDirFor(a.cfg.DataDir),
-		CacheBytes: tc.CacheBytes,
-		Logger:     a.log,
+		Prefix:         tc.Prefix,
+		CacheDir:       tc.CacheDirFor(a.cfg.DataDir),
+		CacheBytes:     tc.CacheBytes,
+		ReadAheadBytes: tc.TieringReadAhead(),
+		Logger:         a.log,
 	})
 	if err != nil {
 		return err // "tiering: ..."
@@ -212,7 +213,8 @@ func (a *Agent) startTiering() error {
 		creds = "tiering.access_key_id"
 	}
 	a.log.Info("tiering on", "component", "tiering", "endpoint", tc.Endpoint, "bucket", tc.Bucket, "prefix", tc.Prefix,
-		"region", tc.Region, "credentials", creds, "cache_dir", tc.CacheDirFor(a.cfg.DataDir), "cache_bytes", tc.CacheBytes)
+		"region", tc.Region, "credentials", creds, "cache_dir", tc.CacheDirFor(a.cfg.DataDir), "cache_bytes", tc.CacheBytes,
+		"read_ahead_bytes", tc.ReadAheadBytes)
 	a.tierer = t
 	t.Start()
 	ctx, cancel := context.WithCancel(context.Background())

@@ -7,9 +7,10 @@ import (
 )
 
 // MemoryConfig is the YAML block memory: the agent's memory budget (agent/membudget). With a
-// budget, queued_max_request_bytes and socket_request_max_bytes are lowered to a quarter of it
-// and cleaner.dedupe_buffer_bytes to an eighth (never raised), an eighth is kept for the MQTT
-// bridge's batching, the Go memory limit is set to the budget minus the cleaner's eighth, and
+// budget, queued_max_request_bytes and socket_request_max_bytes are lowered to a quarter of it,
+// cleaner.dedupe_buffer_bytes to an eighth and tiering.read_ahead_bytes to a sixteenth (never
+// raised), an eighth is kept for the MQTT bridge's batching, the Go memory limit is set to the
+// budget minus the cleaner's and the tiered reads' shares (outside the Go heap), and
 // Kafka clients are throttled (throttle_time_ms, KIP-219) while the live heap and stacks are
 // at or above memory.throttle_percent of that limit. In the environment:
 // SAMSA_MEMORY_MAX_BYTES, SAMSA_MEMORY_THROTTLE_PERCENT.

@@ -51,7 +51,7 @@ func TestDefaultConfig(t *testing.T) {
 		Disk:                   DiskConfig{MinFreeBytes: 256 << 20, MinFreePercent: 2, CheckInterval: Duration(time.Second)},
 		Cleaner:                CleanerConfig{DedupeBufferBytes: 16 << 20, Backoff: Duration(15 * time.Second)},
 		RetentionCheckInterval: Duration(30 * time.Second),
-		Tiering:                TieringConfig{CacheBytes: 256 << 20},
+		Tiering:                TieringConfig{CacheBytes: 256 << 20, ReadAheadBytes: 32 << 20},
 		Memory:                 MemoryConfig{ThrottlePercent: 90},
 		HostMetrics:            HostMetricsConfig{Topic: "_samsa.host"},
 	}

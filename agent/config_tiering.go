@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/samsa-io/samsa/tiering"
 )
 
 // TieringConfig is the YAML block tiering: where closed segments of topics with
@@ -38,6 +40,13 @@ type TieringConfig struct {
 	// CacheBytes (tiering.cache_bytes) bounds the chunk cache on disk. Default 256 MiB;
 	// 16 MiB (four 4 MiB chunks) to 1 TiB.
 	CacheBytes int64 `yaml:"cache_bytes"`
+	// ReadAheadBytes (tiering.read_ahead_bytes) bounds the chunks of remote segments held in
+	// memory: fetched for reads below the local log start and ahead of sequential readers,
+	// written into Fetch responses from memory and to the disk cache only when they leave
+	// memory without having been read whole once. Default 32 MiB; 0 (none: every chunk goes
+	// through the disk cache) or 4 MiB (one chunk) to 1 GiB. With a memory budget it is
+	// lowered to a sixteenth of memory.max_bytes; below one chunk, memory holds none.
+	ReadAheadBytes int64 `yaml:"read_ahead_bytes"`
 	// PathStyle (tiering.path_style) forces path-style requests (http://host/bucket/key).
 	// Default false: path style for every endpoint but AWS, Google and Aliyun hosts.
 	PathStyle bool `yaml:"path_style"`
@@ -74,12 +83,22 @@ const (
 	defaultTierCacheBytes = 256 << 20
 	minTierCacheBytes     = 16 << 20
 	maxTierCacheBytes     = 1 << 40
+	minTierReadAheadBytes = 4 << 20 // one chunk (tiering.DefaultChunkBytes)
+	maxTierReadAheadBytes = 1 << 30
 	defaultTierCacheDir   = "tiering-cache" // under data_dir
 )
 
 // defaultTieringConfig returns the tiering: block's defaults (tiering off).
 func defaultTieringConfig() TieringConfig {
-	return TieringConfig{CacheBytes: defaultTierCacheBytes}
+	return TieringConfig{CacheBytes: defaultTierCacheBytes, ReadAheadBytes: tiering.DefaultReadAheadBytes}
+}
+
+// TieringReadAhead is tiering.read_ahead_bytes as tiering.Config takes it (negative: none).
+func (t TieringConfig) TieringReadAhead() int64 {
+	if t.ReadAheadBytes <= 0 {
+		return -1
+	}
+	return t.ReadAheadBytes
 }
 
 // Enabled reports whether an endpoint is set.
@@ -121,9 +140,22 @@ var tieringFields = []field{
 		func(c *Config) *string { return &c.Tiering.CacheDir }, func(string) bool { return true }),
 	int64Field("tiering.cache_bytes", func(c *Config) *int64 { return &c.Tiering.CacheBytes },
 		minTierCacheBytes, maxTierCacheBytes, ""),
+	readAheadBytesField("tiering.read_ahead_bytes", func(c *Config) *int64 { return &c.Tiering.ReadAheadBytes }),
 	boolField("tiering.path_style", func(c *Config) *bool { return &c.Tiering.PathStyle }),
 	stringField("tiering.ca_file", `"" or a PEM file path (only with an https endpoint)`,
 		func(c *Config) *string { return &c.Tiering.CAFile }, func(string) bool { return true }),
+}
+
+// readAheadBytesField accepts 0 (none) or minTierReadAheadBytes..maxTierReadAheadBytes.
+func readAheadBytesField(key string, get func(*Config) *int64) field {
+	f := int64Field(key, get, 0, maxTierReadAheadBytes, "")
+	f.allowed = fmt.Sprintf("0 (no chunks in memory) or an integer number of bytes from %d (4 MiB, one chunk) to %d (1 GiB)",
+		int64(minTierReadAheadBytes), int64(maxTierReadAheadBytes))
+	f.valid = func(c *Config) bool {
+		v := *get(c)
+		return v == 0 || (v >= minTierReadAheadBytes && v <= maxTierReadAheadBytes)
+	}
+	return f
 }
 
 // secretField is a string field whose value never appears in messages.

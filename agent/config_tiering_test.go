@@ -15,7 +15,7 @@ func TestTieringConfigDefaults(t *testing.T) {
 	if c.Tiering.Enabled() {
 		t.Fatal("tiering is on by default")
 	}
-	if c.Tiering != (TieringConfig{CacheBytes: 256 << 20}) {
+	if c.Tiering != (TieringConfig{CacheBytes: 256 << 20, ReadAheadBytes: 32 << 20}) {
 		t.Fatalf("defaults: %+v", c.Tiering)
 	}
 	if got, want := c.Tiering.CacheDirFor("/data"), filepath.Join("/data", "tiering-cache"); got != want {
@@ -38,6 +38,7 @@ tiering:
   secret_access_key: wJalrXUtnFEMI/K7MDENG
   cache_dir: /var/cache/samsa
   cache_bytes: 33554432
+  read_ahead_bytes: 8388608
   path_style: true
 `)
 	c, err := LoadConfig(p, nil)
@@ -46,7 +47,7 @@ tiering:
 	}
 	want := TieringConfig{Endpoint: "http://127.0.0.1:9000", Bucket: "samsa-archive", Prefix: "site-a/gw-1",
 		Region: "us-east-1", AccessKeyID: "AKIDEXAMPLE", SecretAccessKey: "wJalrXUtnFEMI/K7MDENG",
-		CacheDir: "/var/cache/samsa", CacheBytes: 32 << 20, PathStyle: true}
+		CacheDir: "/var/cache/samsa", CacheBytes: 32 << 20, ReadAheadBytes: 8 << 20, PathStyle: true}
 	if c.Tiering != want {
 		t.Fatalf("got %+v", c.Tiering)
 	}
@@ -84,6 +85,7 @@ func TestTieringConfigEnvAndSet(t *testing.T) {
 		"SAMSA_TIERING_SECRET_ACCESS_KEY=minio-secret",
 		"SAMSA_TIERING_CACHE_DIR=/tmp/c",
 		"SAMSA_TIERING_CACHE_BYTES=16777216",
+		"SAMSA_TIERING_READ_AHEAD_BYTES=0",
 		"SAMSA_TIERING_PATH_STYLE=true",
 		"SAMSA_HTTP=127.0.0.1:1", // the CLI's variable, not a config key
 	}
@@ -95,6 +97,9 @@ func TestTieringConfigEnvAndSet(t *testing.T) {
 		AccessKeyID: "minio", SecretAccessKey: "minio-secret", CacheDir: "/tmp/c", CacheBytes: 16 << 20, PathStyle: true}
 	if c.Tiering != want {
 		t.Fatalf("got %+v", c.Tiering)
+	}
+	if c.Tiering.TieringReadAhead() >= 0 {
+		t.Fatalf("read_ahead_bytes 0 passed to the Tierer as %d, want negative (none)", c.Tiering.TieringReadAhead())
 	}
 	if err := c.Set("tiering.cache_bytes", "1073741824"); err != nil || c.Tiering.CacheBytes != 1<<30 {
 		t.Fatalf("Set: %v, %d", err, c.Tiering.CacheBytes)
@@ -110,6 +115,7 @@ func TestTieringConfigInvalidValues(t *testing.T) {
 	endpoint := lookupField("tiering.endpoint").allowed
 	bucket := lookupField("tiering.bucket").allowed
 	prefix := lookupField("tiering.prefix").allowed
+	readAhead := "0 (no chunks in memory) or an integer number of bytes from 4194304 (4 MiB, one chunk) to 1073741824 (1 GiB)"
 	for _, tt := range []struct{ key, value, allowed string }{
 		{"tiering.endpoint", "127.0.0.1:9000", endpoint},
 		{"tiering.endpoint", "ftp://host", endpoint},
@@ -134,6 +140,10 @@ func TestTieringConfigInvalidValues(t *testing.T) {
 		{"tiering.cache_bytes", "16777215", "an integer from 16777216 to 1099511627776"},
 		{"tiering.cache_bytes", "256MiB", "an integer from 16777216 to 1099511627776"},
 		{"tiering.path_style", "yes", "true, false"},
+		{"tiering.read_ahead_bytes", "4194303", readAhead},
+		{"tiering.read_ahead_bytes", "1073741825", readAhead},
+		{"tiering.read_ahead_bytes", "-1", readAhead},
+		{"tiering.read_ahead_bytes", "16MiB", readAhead},
 	} {
 		t.Run(tt.key+"="+tt.value, func(t *testing.T) {
 			tail := `: invalid value "` + tt.value + `" (allowed: ` + tt.allowed + `)`
@@ -244,7 +254,7 @@ func TestREADMETieringExampleLoads(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the README's tiering example does not load: %v", err)
 	}
-	if !cfg.Tiering.Enabled() || cfg.Tiering.Bucket != "samsa-archive" || cfg.Tiering.CacheBytes != 256<<20 {
+	if !cfg.Tiering.Enabled() || cfg.Tiering.Bucket != "samsa-archive" || cfg.Tiering.CacheBytes != 256<<20 || cfg.Tiering.ReadAheadBytes != 32<<20 {
 		t.Fatalf("README example read as %+v", cfg.Tiering)
 	}
 }

@@ -35,6 +35,7 @@ func (a *Agent) prepareEdge() error {
 	a.cfg.QueuedMaxRequestBytes = int(lower("queued_max_request_bytes", int64(a.cfg.QueuedMaxRequestBytes), membudget.Requests))
 	a.cfg.SocketRequestMaxBytes = int32(lower("socket_request_max_bytes", int64(a.cfg.SocketRequestMaxBytes), membudget.Requests))
 	a.cfg.Cleaner.DedupeBufferBytes = lower("cleaner.dedupe_buffer_bytes", a.cfg.Cleaner.DedupeBufferBytes, membudget.Cleaner)
+	a.cfg.Tiering.ReadAheadBytes = lower("tiering.read_ahead_bytes", a.cfg.Tiering.ReadAheadBytes, membudget.TieredReads)
 	return nil
 }
 
@@ -45,7 +46,7 @@ func (a *Agent) startEdge() error {
 		b.Apply()
 		a.log.Info("memory budget", "component", "memory", "max_bytes", b.MaxBytes(), "go_memory_limit", b.GoLimit(),
 			"throttle_from", b.Threshold(), "requests", b.Share(membudget.Requests), "cleaner", b.Share(membudget.Cleaner),
-			"mqtt", b.MQTTBytes())
+			"mqtt", b.MQTTBytes(), "tiered_reads", b.Share(membudget.TieredReads))
 	}
 	hc := a.cfg.HostMetrics
 	if hc.Interval == 0 {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 )
 
 // chunkCache keeps chunks of remote segments (one ranged GET each) as files in a directory,
@@ -25,6 +26,8 @@ type chunkCache struct {
 	size    int64
 	loading map[string]*chunkLoad
 	seq     int64
+
+	writes atomic.Int64 // chunks written
 }
 
 type chunkEntry struct {
@@ -117,6 +120,7 @@ func (c *chunkCache) fill(key, tmp string, load func(w io.Writer) error) (*os.Fi
 		f.Close()
 		return nil, fmt.Errorf("tiering: chunk cache: %w", err)
 	}
+	c.writes.Add(1)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.entries[key] = c.lru.PushFront(&chunkEntry{key: key, path: path, size: st.Size()})

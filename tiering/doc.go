@@ -10,7 +10,9 @@
 //
 // The local copy may go only after the upload and past the topic's local.retention.ms and
 // local.retention.bytes; retention.ms and retention.bytes delete data everywhere. A Fetch below
-// the local log start is served from object storage through a bounded on-disk chunk cache.
+// the local log start is served from object storage by ranged GETs guided by the uploaded
+// offset index, through a bounded set of chunks in memory (read ahead of sequential readers;
+// readahead.go) backed by a bounded on-disk chunk cache for chunks worth keeping (cache.go).
 // Uploads survive an unreachable endpoint: they queue, retry with backoff and resume.
 //
 // # Object stores

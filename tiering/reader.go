@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"time"
 
@@ -16,8 +15,10 @@ import (
 
 // Reads of uploaded segments. A read finds the segment in the manifest, its start position
 // with the uploaded offset index, and serves whole batches from chunks of the segment fetched
-// with ranged GETs into the chunk cache: file ranges of cache files, so the Kafka server sends
-// them with sendfile like local data. The chunk after the one a read ends in is fetched ahead.
+// with ranged GETs: file ranges of memory chunks (readahead.go) or of disk cache files
+// (cache.go), so the Kafka server sends them with sendfile like local data. A read answers
+// with the batches that the chunks at hand hold instead of waiting for the next chunk, and
+// the readAheadChunks chunks after it are fetched ahead, into the next segment too.
 
 // RemoteStart is the first offset in object storage for a partition, or -1 when there is
 // none. For a remote.storage.enable topic whose manifest is not known yet (the object store
@@ -73,8 +74,8 @@ func (t *Tierer) Read(ctx context.Context, topic string, partition int32, offset
 	return res, nil
 }
 
-// remoteSegment reads one uploaded segment through the chunk cache. Chunk files it opened stay
-// open until release.
+// remoteSegment reads one uploaded segment through the chunk caches. Chunks it got stay held
+// until release.
 type remoteSegment struct {
 	t      *Tierer
 	ctx    context.Context
@@ -83,48 +84,69 @@ type remoteSegment struct {
 	ixKey  string
 	tixKey string
 	chunk  int64
-	files  map[int64]*os.File
+	held   map[int64]heldChunk
 	next   *remoteSegment // the following segment, for read-ahead across the boundary
+	ahead  int64          // after a read: the chunk read-ahead starts from again on release
 }
 
 func (t *Tierer) openSegment(ctx context.Context, topic string, partition int32, seg SegmentMeta) *remoteSegment {
-	return &remoteSegment{t: t, ctx: ctx, meta: seg, chunk: t.cfg.ChunkBytes, files: map[int64]*os.File{},
+	return &remoteSegment{t: t, ctx: ctx, meta: seg, chunk: t.cfg.ChunkBytes, held: map[int64]heldChunk{}, ahead: -1,
 		key:    seg.Key(t.cfg.Prefix, topic, partition, ".log"),
 		ixKey:  seg.Key(t.cfg.Prefix, topic, partition, ".index"),
 		tixKey: seg.Key(t.cfg.Prefix, topic, partition, ".timeindex")}
 }
 
+// release lets the held chunks go. After a read it also resumes the read-ahead: memory the
+// response held may now take the chunks that did not fit while it was being sent.
 func (r *remoteSegment) release() {
-	for _, f := range r.files {
-		f.Close()
+	for _, h := range r.held {
+		if h.mem != nil {
+			r.t.mem.release(h.mem)
+		} else {
+			h.f.Close()
+		}
 	}
-	r.files = nil
+	r.held = nil
+	if r.ahead >= 0 {
+		c := r.ahead
+		r.ahead = -1
+		r.readAhead(c)
+	}
 }
 
-// chunkFile returns the cache file of chunk c, fetching it on a miss.
-func (r *remoteSegment) chunkFile(c int64) (*os.File, error) {
-	if f, ok := r.files[c]; ok {
-		return f, nil
+// chunkKey names chunk c of the segment in the caches.
+func (r *remoteSegment) chunkKey(c int64) string { return fmt.Sprintf("%s#%d", r.key, c) }
+
+// chunkSize is the size of chunk c.
+func (r *remoteSegment) chunkSize(c int64) int64 { return min(r.chunk, r.meta.Size-c*r.chunk) }
+
+// chunkAt returns chunk c, fetching it on a miss.
+func (r *remoteSegment) chunkAt(c int64) (heldChunk, error) {
+	if h, ok := r.held[c]; ok {
+		return h, nil
 	}
-	f, hit, err := r.t.cache.open(fmt.Sprintf("%s#%d", r.key, c), r.loader(c))
+	h, hit, err := r.t.getChunk(r.ctx, r.chunkKey(c), r.chunkSize(c), r.loader(c))
 	if err != nil {
-		return nil, err
+		return heldChunk{}, err
 	}
 	if hit {
 		r.t.m.cacheHits.Add(1)
 	} else {
 		r.t.m.cacheMisses.Add(1)
 	}
-	r.files[c] = f
-	return f, nil
+	r.held[c] = h
+	return h, nil
 }
+
+// chunkGetTimeout bounds one chunk GET (a read's own context may end it earlier).
+const chunkGetTimeout = 2 * time.Minute
 
 // loader fetches chunk c with one ranged GET.
 func (r *remoteSegment) loader(c int64) func(w io.Writer) error {
 	return func(w io.Writer) error {
 		off := c * r.chunk
 		n := min(r.chunk, r.meta.Size-off)
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		ctx, cancel := context.WithTimeout(context.Background(), chunkGetTimeout)
 		defer cancel()
 		if r.ctx != nil {
 			stop := context.AfterFunc(r.ctx, cancel)
@@ -154,14 +176,14 @@ func (r *remoteSegment) readAt(buf []byte, pos int64) error {
 	}
 	for len(buf) > 0 {
 		c := pos / r.chunk
-		f, err := r.chunkFile(c)
+		h, err := r.chunkAt(c)
 		if err != nil {
 			return err
 		}
 		in := pos - c*r.chunk
 		n := min(int64(len(buf)), r.chunk-in)
-		if _, err := f.ReadAt(buf[:n], in); err != nil {
-			return fmt.Errorf("read cached chunk of %s: %w", r.key, err)
+		if err := h.readAt(buf[:n], in); err != nil {
+			return fmt.Errorf("read cached chunk %d of %s: %w", c, r.key, err)
 		}
 		buf, pos = buf[n:], pos+n
 	}
@@ -269,16 +291,20 @@ func (r *remoteSegment) read(offset, maxBytes int64, minOne bool) (commitlog.Rea
 	var ranges []commitlog.FileRange
 	for p := start; p < stop; {
 		c := p / r.chunk
-		f, err := r.chunkFile(c)
+		h, err := r.chunkAt(c)
 		if err != nil {
 			return commitlog.ReadResult{}, err
 		}
 		in := p - c*r.chunk
 		n := min(stop-p, r.chunk-in)
-		ranges = append(ranges, commitlog.FileRange{File: f, Pos: in, Len: n})
+		if h.mem != nil {
+			r.t.mem.served(h.mem, in, in+n)
+		}
+		ranges = append(ranges, commitlog.FileRange{File: h.f, Pos: in, Len: n})
 		p += n
 	}
-	r.readAhead((stop-1)/r.chunk + 1)
+	r.ahead = (stop-1)/r.chunk + 1
+	r.readAhead(r.ahead)
 	return commitlog.RangesResult(ranges, r.release), nil
 }
 
@@ -286,21 +312,28 @@ func (r *remoteSegment) read(offset, maxBytes int64, minOne bool) (commitlog.Rea
 // next segment when the read ends near its segment's end.
 const readAheadChunks = 4
 
-// cached reports whether the bytes [from, to) are in chunks this read holds or the cache has.
+// cached reports whether the bytes [from, to) are in chunks this read holds, memory has
+// loaded or the disk cache has.
 func (r *remoteSegment) cached(from, to int64) bool {
 	for c := from / r.chunk; c*r.chunk < to; c++ {
-		if _, ok := r.files[c]; ok {
+		if _, ok := r.held[c]; ok {
 			continue
 		}
-		if !r.t.cache.has(fmt.Sprintf("%s#%d", r.key, c)) {
+		key := r.chunkKey(c)
+		if loaded, _ := r.t.mem.state(key); !loaded && !r.t.cache.has(key) {
 			return false
 		}
 	}
 	return true
 }
 
-// readAhead starts background loads of the readAheadChunks chunks from chunk c on.
+// readAhead starts background loads of the readAheadChunks chunks from chunk c on: into
+// memory (readAheadMem), or, without memory chunks, into the disk cache.
 func (r *remoteSegment) readAhead(c int64) {
+	if r.t.mem.nslots > 0 {
+		r.readAheadMem(c)
+		return
+	}
 	seg := r
 	for n := 0; n < readAheadChunks && seg != nil; n++ {
 		if c*seg.chunk >= seg.meta.Size {
@@ -314,22 +347,22 @@ func (r *remoteSegment) readAhead(c int64) {
 	}
 }
 
-// prefetch loads chunk c in the background if the segment has it, so a consumer reading on
-// finds it cached.
+// prefetch loads chunk c into the disk cache in the background if the segment has it, so a
+// consumer reading on finds it cached.
 func (r *remoteSegment) prefetch(c int64) {
 	if c*r.chunk >= r.meta.Size {
 		return
 	}
-	key := fmt.Sprintf("%s#%d", r.key, c)
+	key := r.chunkKey(c)
 	if r.t.cache.hasOrLoading(key) {
 		return
 	}
+	load := (&remoteSegment{t: r.t, key: r.key, meta: r.meta, chunk: r.chunk}).loader(c)
 	select {
 	case r.t.prefetchSlots <- struct{}{}:
 	default:
 		return // enough loads in flight
 	}
-	load := (&remoteSegment{t: r.t, key: r.key, meta: r.meta, chunk: r.chunk}).loader(c)
 	go func() {
 		defer func() { <-r.t.prefetchSlots }()
 		f, _, err := r.t.cache.open(key, load)

@@ -116,6 +116,9 @@ func (t *Tierer) WriteMetrics(w io.Writer) {
 	counter("samsa_tier_cache_hits_total", "Chunk cache hits.", m.cacheHits.Load())
 	counter("samsa_tier_cache_misses_total", "Chunk cache misses (a ranged GET each).", m.cacheMisses.Load())
 	gauge("samsa_tier_cache_bytes", "Bytes in the chunk cache.", float64(t.cache.bytes()))
+	counter("samsa_tier_cache_writes_total", "Chunks written to the on-disk chunk cache.", t.cache.writes.Load())
+	gauge("samsa_tier_read_ahead_bytes", "Bytes of remote chunks held in memory.", float64(t.mem.bytes()))
+	counter("samsa_tier_read_ahead_spills_total", "Chunks written to the disk cache when they left memory not read whole.", t.mem.spills.Load())
 	gauge("samsa_tier_store_reachable", "1 when the bucket was reachable at the last check.", float64(m.reachable.Load()))
 	last := 0.0
 	if ms := m.lastSuccess.Load(); ms > 0 {

@@ -29,6 +29,12 @@ type Config struct {
 	CacheBytes int64
 	// ChunkBytes is the size of one ranged GET of a remote segment. Default 4 MiB.
 	ChunkBytes int64
+	// ReadAheadBytes bounds the chunks of remote segments held in memory (readahead.go): the
+	// chunks fetched for reads and ahead of sequential readers, sent from memory and written
+	// to the disk cache only when they leave memory without having been read whole. Default
+	// (0) DefaultReadAheadBytes, 32 MiB; negative: none, every chunk goes through the disk
+	// cache. Below one chunk it holds none. Memory chunks need Linux (memfd).
+	ReadAheadBytes int64
 	// Interval is how often closed segments are looked for. Default 1s.
 	Interval time.Duration
 	// RetryMin and RetryMax bound the backoff after a failed upload. Defaults 1s and 1m.
@@ -57,6 +63,12 @@ func (c *Config) validate() error {
 	if c.CacheBytes < 4*c.ChunkBytes {
 		return fmt.Errorf("tiering: cache_bytes %d is below 4 chunks of %d bytes", c.CacheBytes, c.ChunkBytes)
 	}
+	if c.ReadAheadBytes == 0 {
+		c.ReadAheadBytes = DefaultReadAheadBytes
+	}
+	if c.ReadAheadBytes < 0 {
+		c.ReadAheadBytes = 0
+	}
 	if c.Interval <= 0 {
 		c.Interval = time.Second
 	}
@@ -84,6 +96,7 @@ type Tierer struct {
 	cfg   Config
 	log   *slog.Logger
 	cache *chunkCache
+	mem   *memPool
 	idx   *indexCache
 
 	mu    sync.Mutex
@@ -129,6 +142,7 @@ func New(store ObjectStore, logs *commitlog.Store, cfg Config) (*Tierer, error) 
 		return nil, err
 	}
 	t := &Tierer{store: store, logs: logs, cfg: cfg, log: cfg.Logger.With("component", "tiering"), cache: cache,
+		mem: newMemPool(cfg.ReadAheadBytes, cfg.ChunkBytes),
 		idx: newIndexCache(16 << 20), parts: map[partKey]*partState{},
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 		prefetchSlots: make(chan struct{}, 3)}
@@ -181,7 +195,8 @@ func (t *Tierer) localManifestPath(topic string, partition int32) string {
 	return filepath.Join(t.cfg.CacheDir, "manifests", hex.EncodeToString(sum[:8]), topic, strconv.Itoa(int(partition)), manifest.Name)
 }
 
-// Close stops the loop, waiting for an upload in flight to finish or fail.
+// Close stops the loop, waiting for an upload in flight to finish or fail, and frees the
+// chunks held in memory (those a response still holds when it lets them go).
 func (t *Tierer) Close() {
 	select {
 	case <-t.stop:
@@ -190,6 +205,7 @@ func (t *Tierer) Close() {
 	}
 	close(t.stop)
 	<-t.done
+	t.mem.close()
 }
 
 // Kick asks for a sync of every tiered partition now, including those waiting out a back-off

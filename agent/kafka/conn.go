@@ -370,6 +370,16 @@ func (w *respWriter) writeRange(fr commitlog.FileRange) error {
 	return w.copyRange(fr)
 }
 
+// writeMem sends record bytes held in a reused memory buffer (tiered data): write(2) copies
+// them into the socket (or the buffered writer), so the buffer may be reused once the
+// response is released.
+func (w *respWriter) writeMem(p []byte) error {
+	n, err := w.bw.Write(p)
+	w.m.bytesOut.Add(uint64(n))
+	memoryRecordBytes.Add(uint64(n))
+	return err
+}
+
 // copyRange sends a file range by pread and write.
 func (w *respWriter) copyRange(fr commitlog.FileRange) error {
 	if fr.File == nil {

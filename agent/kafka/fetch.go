@@ -153,6 +153,9 @@ func (s *Server) readPartition(pp *fetchPlanPart, pr *fetchPartResult, limit int
 	rr, err := pp.log.Read(pp.offset, max(limit, 0), minOne, commitlog.ReadToHighWatermark)
 	if remote := s.opts.Remote; remote != nil && errors.Is(err, commitlog.ErrOffsetOutOfRange) && pp.offset < rr.LogStartOffset {
 		rr, err = s.readRemote(remote, pp, rr, max(limit, 0), minOne)
+		if mem, ok := remote.(remoteMemory); ok && err == nil {
+			pr.mem = memoryRanges(mem, rr.Ranges)
+		}
 	}
 	if remote := s.opts.Remote; remote != nil && err == nil && rr.LogStartOffset > 0 {
 		if rs, rerr := remoteStart(remote, pp.log); rerr == nil && rs >= 0 && rs < rr.LogStartOffset {
@@ -196,6 +199,21 @@ func (s *Server) readRemote(remote RemoteLog, pp *fetchPlanPart, local commitlog
 	}
 	rr.HighWatermark, rr.LogStartOffset, rr.LogEndOffset = local.HighWatermark, rs, local.LogEndOffset
 	return rr, nil
+}
+
+// memoryRanges returns, per range, its bytes when they are in a reused memory buffer of the
+// remote log (written with write(2), see remoteMemory), else nil; nil when no range is.
+func memoryRanges(mem remoteMemory, ranges []commitlog.FileRange) [][]byte {
+	var out [][]byte
+	for i, fr := range ranges {
+		if b, ok := mem.RangeBytes(fr); ok {
+			if out == nil {
+				out = make([][]byte, len(ranges))
+			}
+			out[i] = b
+		}
+	}
+	return out
 }
 
 // remoteReadTimeout bounds one read from object storage.

@@ -41,6 +41,7 @@ type fetchPartResult struct {
 	lso       int64
 	logStart  int64
 	read      commitlog.ReadResult // whole batches as file ranges; may be empty
+	mem       [][]byte             // per range of read: its bytes when in a reused memory buffer, else nil
 }
 
 // fetchTopicResult is one topic of a Fetch response.
@@ -50,10 +51,12 @@ type fetchTopicResult struct {
 	parts []fetchPartResult
 }
 
-// splice is a file range to send at position at of the encoded bytes.
+// splice is a file range to send at position at of the encoded bytes: with sendfile, or,
+// when mem is set, by writing mem (the range's bytes in a reused memory buffer).
 type splice struct {
-	at int
-	fr commitlog.FileRange
+	at  int
+	fr  commitlog.FileRange
+	mem []byte
 }
 
 // fetchOut is an encoded Fetch response: bytes with file ranges spliced in.
@@ -134,9 +137,13 @@ func (out *fetchOut) appendPartition(b []byte, version int16, p *fetchPartResult
 	} else {
 		b = appendInt32(b, int32(n))
 	}
-	for _, fr := range p.read.Ranges {
+	for i, fr := range p.read.Ranges {
 		if fr.Len > 0 {
-			out.splices = append(out.splices, splice{at: len(b), fr: fr})
+			sp := splice{at: len(b), fr: fr}
+			if i < len(p.mem) && p.mem[i] != nil {
+				sp.mem = p.mem[i]
+			}
+			out.splices = append(out.splices, sp)
 		}
 	}
 	*records += n
@@ -162,7 +169,11 @@ func (out *fetchOut) write(w *respWriter) error {
 		if err := w.writeBytes(out.buf[prev:sp.at]); err != nil {
 			return err
 		}
-		if err := w.writeRange(sp.fr); err != nil {
+		if sp.mem != nil {
+			if err := w.writeMem(sp.mem); err != nil {
+				return err
+			}
+		} else if err := w.writeRange(sp.fr); err != nil {
 			return err
 		}
 		prev = sp.at

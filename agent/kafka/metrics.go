@@ -17,6 +17,7 @@ import (
 var (
 	sendfileBytes     atomic.Uint64
 	copiedRecordBytes atomic.Uint64
+	memoryRecordBytes atomic.Uint64
 )
 
 // SendfileBytes returns how many record bytes Fetch responses have sent with
@@ -27,6 +28,10 @@ func SendfileBytes() uint64 { return sendfileBytes.Load() }
 // reading them into memory and writing them (non-TCP connections, platforms
 // without sendfile).
 func CopiedRecordBytes() uint64 { return copiedRecordBytes.Load() }
+
+// MemoryRecordBytes returns how many record bytes Fetch responses have written from memory
+// buffers of tiered data (chunks of remote segments; see remoteMemory).
+func MemoryRecordBytes() uint64 { return memoryRecordBytes.Load() }
 
 // closeCause is why the server closed a connection; a fixed set so the metric
 // stays bounded.
@@ -186,6 +191,8 @@ func (s *Server) WriteMetrics(w io.Writer) {
 	p("samsa_kafka_fetch_sendfile_bytes_total %d\n", SendfileBytes())
 	p("# HELP samsa_kafka_fetch_copied_bytes_total Fetch record bytes copied through user space (process-wide).\n# TYPE samsa_kafka_fetch_copied_bytes_total counter\n")
 	p("samsa_kafka_fetch_copied_bytes_total %d\n", CopiedRecordBytes())
+	p("# HELP samsa_kafka_fetch_memory_bytes_total Fetch record bytes of tiered data written from memory chunks (process-wide).\n# TYPE samsa_kafka_fetch_memory_bytes_total counter\n")
+	p("samsa_kafka_fetch_memory_bytes_total %d\n", MemoryRecordBytes())
 	s.writeThrottleMetrics(w)
 }
 

@@ -49,6 +49,15 @@ type RemoteLog interface {
 	OffsetForTimestamp(ctx context.Context, topic string, partition int32, ts int64) (offset, timestamp int64, found bool, err error)
 }
 
+// remoteMemory is implemented by a RemoteLog whose reads return ranges of reused memory
+// buffers (tiering's memory chunks). Those ranges are written from the bytes RangeBytes
+// returns, with write(2), which copies them into the socket: sendfile would hand the
+// buffer's pages themselves to the socket, where they may stay after the write returned
+// and change when the buffer is reused. The bytes stay valid until the read is released.
+type remoteMemory interface {
+	RangeBytes(fr commitlog.FileRange) (b []byte, ok bool)
+}
+
 func (o *Options) setDefaults() error {
 	if o.Store == nil {
 		return fmt.Errorf("kafka server: Options.Store is required")

@@ -31,14 +31,15 @@ type Share int
 
 // The shares of a budget (doc.go: Shares).
 const (
-	Requests Share = iota // Kafka requests in memory at once, and the largest request: 1/4
-	Cleaner               // the log cleaner's key map, outside the Go heap: 1/8
-	MQTT                  // the MQTT bridge's batching: 1/8
+	Requests    Share = iota // Kafka requests in memory at once, and the largest request: 1/4
+	Cleaner                  // the log cleaner's key map, outside the Go heap: 1/8
+	MQTT                     // the MQTT bridge's batching: 1/8
+	TieredReads              // chunks of tiered segments held in memory, outside the Go heap: 1/16
 	numShares
 )
 
-var shareNames = [numShares]string{"requests", "cleaner", "mqtt"}
-var shareDivisors = [numShares]int64{4, 8, 8}
+var shareNames = [numShares]string{"requests", "cleaner", "mqtt", "tiered_reads"}
+var shareDivisors = [numShares]int64{4, 8, 8, 16}
 
 // String names the share as the metrics label it.
 func (s Share) String() string {
@@ -121,7 +122,7 @@ func New(o Options) (*Budget, error) {
 		b.samples[i].Name = name
 	}
 	if o.MaxBytes > 0 {
-		b.goLimit = o.MaxBytes - b.Share(Cleaner)
+		b.goLimit = o.MaxBytes - b.Share(Cleaner) - b.Share(TieredReads)
 		b.threshold = b.goLimit * int64(o.ThrottlePercent) / 100
 	}
 	return b, nil
@@ -133,8 +134,8 @@ func (b *Budget) Enabled() bool { return b.opts.MaxBytes > 0 }
 // MaxBytes is the budget; 0 when there is none.
 func (b *Budget) MaxBytes() int64 { return b.opts.MaxBytes }
 
-// GoLimit is the Go memory limit Apply sets: the budget minus the cleaner's share (0 without
-// a budget).
+// GoLimit is the Go memory limit Apply sets: the budget minus the shares that live outside
+// the Go heap, the cleaner's and the tiered reads' (0 without a budget).
 func (b *Budget) GoLimit() int64 { return b.goLimit }
 
 // Threshold is the use from which clients are throttled (0 without a budget).

@@ -17,7 +17,10 @@ func TestShares(t *testing.T) {
 	if b.Share(Requests) != 16<<20 || b.Share(Cleaner) != 8<<20 || b.MQTTBytes() != 8<<20 {
 		t.Fatalf("shares %d %d %d", b.Share(Requests), b.Share(Cleaner), b.MQTTBytes())
 	}
-	if b.GoLimit() != 56<<20 || b.Threshold() != (56<<20)*90/100 {
+	if b.Share(TieredReads) != 4<<20 {
+		t.Fatalf("tiered reads share %d", b.Share(TieredReads))
+	}
+	if b.GoLimit() != 52<<20 || b.Threshold() != (52<<20)*90/100 {
 		t.Fatalf("go limit %d threshold %d", b.GoLimit(), b.Threshold())
 	}
 	if got := b.Limit(Requests, 128<<20); got != 16<<20 {
@@ -50,19 +53,22 @@ func TestNewRejects(t *testing.T) {
 }
 
 func TestThrottleFor(t *testing.T) {
-	b, err := New(Options{MaxBytes: 80 << 20, ThrottlePercent: 50}) // go limit 70 MiB, threshold 35 MiB
+	b, err := New(Options{MaxBytes: 96 << 20, ThrottlePercent: 50}) // go limit 96-12-6 = 78 MiB, threshold 39 MiB
 	if err != nil {
 		t.Fatal(err)
+	}
+	if b.GoLimit() != 78<<20 || b.Threshold() != 39<<20 {
+		t.Fatalf("go limit %d threshold %d", b.GoLimit(), b.Threshold())
 	}
 	for _, c := range []struct {
 		used int64
 		want time.Duration
 	}{
 		{0, 0},
-		{35<<20 - 1, 0},
-		{35 << 20, DefaultMinThrottle},
-		{(35 << 20) + (35<<20)/2, DefaultMinThrottle + (DefaultMaxThrottle-DefaultMinThrottle)/2},
-		{70 << 20, DefaultMaxThrottle},
+		{39<<20 - 1, 0},
+		{39 << 20, DefaultMinThrottle},
+		{(39 << 20) + (39<<20)/2, DefaultMinThrottle + (DefaultMaxThrottle-DefaultMinThrottle)/2},
+		{78 << 20, DefaultMaxThrottle},
 		{1 << 40, DefaultMaxThrottle},
 	} {
 		if got := b.throttleFor(c.used); got != c.want {

@@ -13,6 +13,9 @@
 //	                 it lives in anonymous mmapped memory outside the Go heap
 //	mqtt       M/8   reserved for the MQTT bridge's batching: MQTTBytes returns it so the bridge
 //	                 can bound its buffers by it (not wired yet: the bridge is being written)
+//	tiered_reads M/16 chunks of tiered segments held in memory for reads below the local log
+//	                 start (tiering.read_ahead_bytes is lowered to it); memory files outside
+//	                 the Go heap
 //	the rest         everything else the Go heap holds: produce purgatory entries (small: a
 //	                 produce's record bytes are appended before it waits), pending fetch
 //	                 responses (file ranges, not bytes), consumer groups, index caches, the
@@ -25,8 +28,8 @@
 // # The Go memory limit
 //
 // Apply sets the runtime's soft memory limit (debug.SetMemoryLimit, what GOMEMLIMIT sets) to M
-// minus the cleaner's share, the memory the Go runtime does not manage; Restore puts back the
-// limit that was there before. Near the limit the garbage collector runs more often instead of
+// minus the cleaner's and the tiered reads' shares, the memory the Go runtime does not manage;
+// Restore puts back the limit that was there before. Near the limit the garbage collector runs more often instead of
 // letting the heap grow.
 //
 // # Throttling
