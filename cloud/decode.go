@@ -1,11 +1,8 @@
 package cloud
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
-	"unsafe"
 
 	"github.com/samsa-io/samsa/agent/commitlog/batch"
 )
@@ -13,28 +10,30 @@ import (
 // Parallel decoding.
 //
 // The scanner of a segment reads batches in order from the ranged GETs and hands each to a
-// decodeTask: the CRC-32C check, decompression and record parsing — nearly all of a query's
-// CPU — run in a goroutine per batch, up to 2×Decoders batches ahead of the scanner, which
-// applies the decoded batches strictly in order (offset checks, stop conditions, filters,
-// the sink). So records come out exactly as from a serial decoder, and memory holds at most
-// 2×Decoders batches with their decompressed records. Batches below asyncDecodeMin bytes, and
-// every batch with Decoders 1, are checked and decompressed inline and their records are
-// parsed straight into the sink when applied, as a serial decoder does: for small batches a
-// goroutine and its hand-off cost about as much as the work, and a batch decoded in a
-// goroutine must keep its records (decodedRecord) until its turn, which costs about a tenth
-// of the decoding.
+// decodeTask: the CRC-32C check and decompression — most of a query's CPU — run in a
+// goroutine per batch, up to 2×Decoders batches ahead of the scanner, which applies the
+// decoded batches strictly in order (offset checks, stop conditions, record parsing, filters,
+// Limit, the sink). So records come out exactly as from a serial decoder, and memory holds at
+// most 2×Decoders batches with their decompressed records. A batch that lies in one GET's
+// buffer is decoded from there (the task holds a reference to the chunk, which is released
+// when its last task is applied); one that spans two is copied into a buffer of the task's
+// own.
+//
+// Parsing the records in the scanner (recordReader: about 15 ns a record) costs less than
+// keeping them for it: decode goroutines that also parsed and kept each record's fields used
+// as much CPU in all, for more memory. JSON lines are the exception: encoding costs several
+// times the decoding, so when the sink takes lines (a lineSink: NewWriter's jsonl writer, the
+// HTTP server's stream) the goroutine also parses, filters and encodes the records
+// (jsonlBatch), and the scanner only copies each batch's lines out, cut at Limit. Batches
+// below asyncDecodeMin bytes, and every batch with Decoders 1, are decoded inline: for small
+// batches a goroutine and its hand-off cost about as much as the work.
 
 // asyncDecodeMin is the smallest batch decoded in a goroutine of its own (a variable for
 // tests, which set it to 0 to send every batch through the goroutines).
 var asyncDecodeMin = 16 << 10
 
-// Offsets in a v2 batch header (big-endian fields).
-const (
-	batchLengthAt     = 8  // int32 length of what follows it
-	batchAttributesAt = 21 // int16 attributes; the low 3 bits are the codec
-	batchCodecMask    = 0x07
-	sizePrefixLen     = 12 // baseOffset and length
-)
+// sizePrefixLen is the number of bytes of a batch's baseOffset and length fields.
+const sizePrefixLen = 12
 
 // Buffers a spare task keeps; bigger ones go to the garbage collector.
 const (
@@ -42,167 +41,146 @@ const (
 	maxKeptPlain = 16 << 20
 )
 
-// decodedRecord is a record of a decoded batch. Its key, value and header values are byte
-// ranges (see span) of the batch buffer the task decoded or, when batch.Records handed out
-// bytes outside it, of the task's arena: no pointers, so keeping them costs no write barriers.
-type decodedRecord struct {
-	offset, ts int64
-	key, value span
-	hdr0, hdr1 int32 // the record's headers: task.hdrs[hdr0:hdr1]
-}
-
-// decodedHeader is a record header of a decoded batch.
-type decodedHeader struct {
-	key   string
-	value span
-}
-
-// span is a byte range [off, off+n) of a task's decoded batch (off >= 0) or of its arena
-// (off < 0: arena[-off-1:]); n < 0 is null.
+// span is a byte range [off, off+n) of a records area; n < 0 is null.
 type span struct{ off, n int32 }
 
-// keep returns the span of b, which batch.Records handed out: a range of base when b lies
-// in it, else a copy in the arena. (Records promises its slices only for the call; an
-// uncompressed batch's bytes are in practice the caller's, which this checks.)
-func (t *decodeTask) keep(base, b []byte) span {
-	switch {
-	case b == nil:
-		return span{0, -1}
-	case len(b) == 0:
-		return span{0, 0}
+// spanBytes returns the bytes of a span of data, nil for null.
+func spanBytes(data []byte, sp span) []byte {
+	if sp.n < 0 {
+		return nil
 	}
-	lo := uintptr(unsafe.Pointer(unsafe.SliceData(base)))
-	p := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
-	if p >= lo && p+uintptr(len(b)) <= lo+uintptr(len(base)) {
-		return span{int32(p - lo), int32(len(b))}
-	}
-	off := len(t.arena)
-	t.arena = append(t.arena, b...)
-	return span{int32(-off - 1), int32(len(b))}
+	return data[sp.off : sp.off+sp.n : sp.off+sp.n]
 }
 
-// bytes returns the bytes of a span, nil for null.
-func (t *decodeTask) bytes(sp span) []byte {
-	switch {
-	case sp.n < 0:
-		return nil
-	case sp.off >= 0:
-		return t.base[sp.off : sp.off+sp.n : sp.off+sp.n]
-	}
-	off := -sp.off - 1
-	return t.arena[off : off+sp.n : off+sp.n]
+// recordFilter decides which records go to the sink (before Limit): offsets in [from, to),
+// timestamps in [since, until), and the key when key is set.
+type recordFilter struct {
+	from, to, since, until int64
+	key                    []byte
+	byKey                  bool
+}
+
+// pass reports whether a record goes to the sink.
+func (f *recordFilter) pass(offset, ts int64, key []byte) bool {
+	return offset >= f.from && offset < f.to && ts >= f.since && ts < f.until &&
+		(!f.byKey || key != nil && string(key) == string(f.key))
+}
+
+// decodeEnv is what a scanner's decode goroutines share (read only).
+type decodeEnv struct {
+	filter    recordFilter
+	jsonl     bool // encode the records as JSON lines (the sink is a *jsonlWriter)
+	topic     string
+	partition int32
 }
 
 // decodeTask is one batch between the scanner that read it and the scanner applying it.
 type decodeTask struct {
 	pos   int64  // byte position in the object
-	raw   []byte // the batch as stored
-	plain []byte // a compressed batch rewritten uncompressed: its header, then the records
+	raw   []byte // the batch as stored: a range of ref's buffer, or of buf
+	buf   []byte // the task's own buffer, for a batch that spans chunks
+	ref   *chunk // the chunk raw lies in, nil when in buf
+	plain []byte // a compressed batch's records, decompressed
 	h     batch.Header
-	verr  error  // the batch failed batch.Validate
-	derr  error  // decoding its records failed (after the records in recs)
-	base  []byte // raw or plain: the batch whose records were decoded
-	arena []byte // copies of record bytes found outside base
-	recs  []decodedRecord
-	hdrs  []decodedHeader
+	verr  error         // the batch failed batch.Validate
+	derr  error         // decoding its records failed (after the records in lines)
+	data  []byte        // the records area, uncompressed (raw's or plain); nil: nothing to apply
+	lines jsonlBatch    // the records in JSON lines, when the sink takes them
 	async bool          // decoded in a goroutine, which signals done
 	done  chan struct{} // buffered 1
 }
 
 // decode checks the batch and, when it may hold offsets in [from, to) and is not a control
-// batch, decompresses it (t.base) and, with materialize, decodes its records into recs for
-// the scanner to apply later; without, apply walks t.base itself. It runs in any goroutine
-// and touches only the task.
-func (t *decodeTask) decode(from, to int64, materialize bool) {
-	t.recs, t.hdrs, t.arena, t.base, t.derr = t.recs[:0], t.hdrs[:0], t.arena[:0], nil, nil
+// batch, decompresses it (t.data) and, with encode, encodes its records that pass the filter
+// into lines; without, apply walks t.data itself. It runs in any goroutine and touches only
+// the task.
+func (t *decodeTask) decode(env *decodeEnv, encode bool) {
+	t.data, t.derr = nil, nil
+	t.lines.reset()
 	t.h, t.verr = batch.Validate(t.raw)
-	if t.verr != nil || t.h.Control() || t.h.LastOffset() < from || t.h.BaseOffset >= to {
+	f := &env.filter
+	if t.verr != nil || t.h.Control() || t.h.LastOffset() < f.from || t.h.BaseOffset >= f.to {
 		return
 	}
-	b := t.raw
-	if c := t.h.Codec(); c != batch.CodecNone && t.h.NumRecords > 0 && len(t.raw) > batch.HeaderSize {
-		// Decompress once into a buffer of our own and walk it as an uncompressed batch, so
-		// that the records stay valid after batch.Records returns (its own buffer does not).
-		plain, ok := append(t.plain[:0], t.raw[:batch.HeaderSize]...), false
-		if c == batch.CodecLZ4 {
-			plain, ok = appendLZ4(plain, t.raw[batch.HeaderSize:])
-		}
-		var err error
-		if !ok {
-			plain, err = batch.Decompress(c, t.raw[batch.HeaderSize:], plain[:batch.HeaderSize])
-		}
+	data := t.raw[batch.HeaderSize:]
+	if c := t.h.Codec(); c != batch.CodecNone && t.h.NumRecords > 0 && len(data) > 0 {
+		plain, err := batch.Decompress(c, data, t.plain[:0])
 		if err != nil {
 			t.derr = fmt.Errorf("records at offset %d: %w", t.h.BaseOffset, err)
 			return
 		}
-		t.plain = plain
-		binary.BigEndian.PutUint32(plain[batchLengthAt:], uint32(len(plain)-sizePrefixLen))
-		attrs := binary.BigEndian.Uint16(plain[batchAttributesAt:])
-		binary.BigEndian.PutUint16(plain[batchAttributesAt:], attrs&^batchCodecMask)
-		b = plain
+		t.plain, data = plain, plain
 	}
-	if len(b) > math.MaxInt32 {
-		t.derr = fmt.Errorf("records at offset %d: a batch of %d bytes: %w", t.h.BaseOffset, len(b), batch.ErrTooLarge)
+	t.data = data
+	if !encode {
 		return
 	}
-	t.base = b
-	if !materialize {
-		return
-	}
-	t.derr = batch.Records(b, func(r *batch.Record) error {
-		h0 := int32(len(t.hdrs))
-		for _, h := range r.Headers {
-			t.hdrs = append(t.hdrs, decodedHeader{key: h.Key, value: t.keep(b, h.Value)})
+	l := &t.lines
+	rr := newRecordReader(&t.h, data)
+	var r rawRecord
+	for rr.next(&r) {
+		key := spanBytes(data, r.key)
+		if !f.pass(r.offset, r.ts, key) {
+			continue
 		}
-		t.recs = append(t.recs, decodedRecord{offset: r.Offset, ts: r.Timestamp, key: t.keep(b, r.Key),
-			value: t.keep(b, r.Value), hdr0: h0, hdr1: int32(len(t.hdrs))})
-		return nil
-	})
+		l.hdrs = l.hdrs[:0]
+		if r.nHdrs > 0 {
+			l.hdrs = headersOf(l.hdrs, data, &r, &l.keys)
+		}
+		l.add(env, r.offset, r.ts, key, spanBytes(data, r.value), l.hdrs)
+	}
+	if rr.stopped { // the rest (see recordReader)
+		skip := rr.count
+		t.derr = batch.RecordsData(t.h, data, func(r *batch.Record) error {
+			if skip > 0 {
+				skip--
+			} else if f.pass(r.Offset, r.Timestamp, r.Key) {
+				l.add(env, r.Offset, r.Timestamp, r.Key, r.Value, r.Headers)
+			}
+			return nil
+		})
+	}
 }
 
-// newTask returns a spare task with room for a batch of size bytes.
-func (q *Query) newTask(size int) *decodeTask {
-	var t *decodeTask
+// newTask returns a spare task.
+func (q *Query) newTask() *decodeTask {
 	if n := len(q.spare); n > 0 {
-		t, q.spare = q.spare[n-1], q.spare[:n-1]
-	} else {
-		t = &decodeTask{done: make(chan struct{}, 1)}
+		t := q.spare[n-1]
+		q.spare = q.spare[:n-1]
+		return t
 	}
-	if cap(t.raw) < size {
-		t.raw = make([]byte, size)
-	}
-	t.raw = t.raw[:size]
-	return t
+	return &decodeTask{done: make(chan struct{}, 1)}
 }
 
-// putTask keeps a task that no goroutine uses any more for the next batch.
+// putTask keeps a task that no goroutine uses any more for the next batch, and lets go of
+// the chunk its batch lies in.
 func (q *Query) putTask(t *decodeTask) {
-	if cap(t.raw) > maxKeptRaw {
-		t.raw = nil
+	if t.ref != nil {
+		t.ref.unref()
+		t.ref = nil
+	}
+	if cap(t.buf) > maxKeptRaw {
+		t.buf = nil
 	}
 	if cap(t.plain) > maxKeptPlain {
 		t.plain = nil
 	}
-	if cap(t.arena) > maxKeptRaw {
-		t.arena = nil
-	}
-	clear(t.hdrs) // drop the header key strings
-	t.recs, t.hdrs, t.base, t.verr, t.derr, t.async = t.recs[:0], t.hdrs[:0], nil, nil, nil, false
+	t.lines.trim()
+	t.raw, t.data, t.verr, t.derr, t.async = nil, nil, nil, nil, false
 	q.spare = append(q.spare, t)
 }
 
 // submit starts decoding t, in a goroutine when it is big enough and Decoders allows, and
 // queues it for apply.
 func (s *scanner) submit(t *decodeTask) {
-	from, to := s.job.part.from, s.q.opts.ToOffset
 	if s.q.opts.Decoders > 1 && len(t.raw) >= asyncDecodeMin {
 		t.async = true
 		go func() {
-			t.decode(from, to, true)
+			t.decode(&s.env, s.env.jsonl)
 			t.done <- struct{}{}
 		}()
 	} else {
-		t.decode(from, to, false) // apply streams the records: nothing to keep
+		t.decode(&s.env, false) // apply streams the records
 	}
 	s.pending = append(s.pending, t)
 }
@@ -218,6 +196,7 @@ func (s *scanner) applyNext() (stop bool, err error) {
 		<-t.done
 	}
 	stop, err = s.apply(t)
+	s.q.st.records.Store(s.q.written) // once per batch: an atomic add per record cost 3 %
 	s.q.putTask(t)
 	return stop, err
 }
@@ -267,24 +246,14 @@ func (s *scanner) apply(t *decodeTask) (stop bool, err error) {
 		return false, nil
 	}
 	derr := t.derr
-	if t.async {
-		for i := range t.recs {
-			if err := s.record(t, &t.recs[i]); err != nil {
-				return false, err
-			}
-		}
-	} else if t.base != nil {
-		err := batch.Records(t.base, func(r *batch.Record) error {
-			if err := s.emit(r.Offset, r.Timestamp, r.Key, r.Value, r.Headers); err != nil {
-				return sinkError{err}
-			}
-			return nil
-		})
-		var se sinkError
-		if errors.As(err, &se) {
-			return false, se.err
-		}
-		derr = err
+	switch {
+	case t.async && s.env.jsonl:
+		err = s.writeLines(t)
+	case t.data != nil:
+		derr, err = s.stream(t)
+	}
+	if err != nil {
+		return false, err
 	}
 	if derr != nil {
 		return false, s.corrupt(t.pos, h.BaseOffset, derr)
@@ -292,36 +261,82 @@ func (s *scanner) apply(t *decodeTask) (stop bool, err error) {
 	return false, nil
 }
 
-// sinkError carries an error of the sink (or errStopQuery) through batch.Records.
+// stream parses a decoded batch and writes its records that pass the filter to the sink:
+// derr is what is wrong with the records after those, err the sink's error.
+func (s *scanner) stream(t *decodeTask) (derr, err error) {
+	data, f := t.data, &s.env.filter
+	rr := newRecordReader(&t.h, data)
+	var r rawRecord
+	for rr.next(&r) {
+		key := spanBytes(data, r.key)
+		if !f.pass(r.offset, r.ts, key) {
+			continue
+		}
+		s.hdrs = s.hdrs[:0]
+		if r.nHdrs > 0 {
+			s.hdrs = headersOf(s.hdrs, data, &r, &s.keys)
+		}
+		if err := s.write(r.offset, r.ts, key, spanBytes(data, r.value), s.hdrs); err != nil {
+			return nil, err
+		}
+	}
+	if !rr.stopped {
+		return nil, nil
+	}
+	skip := rr.count
+	derr = batch.RecordsData(t.h, data, func(r *batch.Record) error {
+		if skip > 0 {
+			skip--
+			return nil
+		}
+		if !f.pass(r.Offset, r.Timestamp, r.Key) {
+			return nil
+		}
+		if err := s.write(r.Offset, r.Timestamp, r.Key, r.Value, r.Headers); err != nil {
+			return sinkError{err}
+		}
+		return nil
+	})
+	var se sinkError
+	if errors.As(derr, &se) {
+		return nil, se.err
+	}
+	return derr, nil
+}
+
+// sinkError carries an error of the sink (or errStopQuery) through batch.RecordsData.
 type sinkError struct{ err error }
 
 func (e sinkError) Error() string { return e.err.Error() }
 
-// record writes a materialized record through emit.
-func (s *scanner) record(t *decodeTask, r *decodedRecord) error {
+// write writes one record that passed the filter to the sink; errStopQuery ends the query at
+// Limit.
+func (s *scanner) write(offset, ts int64, key, value []byte, headers []batch.RecordHeader) error {
 	q := s.q
-	if r.offset < s.job.part.from || r.offset >= q.opts.ToOffset || r.ts < q.sinceMs || r.ts >= q.untilMs {
-		return nil // before building the headers
-	}
-	s.hdrs = s.hdrs[:0]
-	for _, h := range t.hdrs[r.hdr0:r.hdr1] {
-		s.hdrs = append(s.hdrs, batch.RecordHeader{Key: h.key, Value: t.bytes(h.value)})
-	}
-	return s.emit(r.offset, r.ts, t.bytes(r.key), t.bytes(r.value), s.hdrs)
-}
-
-// emit filters one record and writes it to the sink; errStopQuery ends the query at Limit.
-func (s *scanner) emit(offset, ts int64, key, value []byte, headers []batch.RecordHeader) error {
-	q := s.q
-	if offset < s.job.part.from || offset >= q.opts.ToOffset || ts < q.sinceMs || ts >= q.untilMs ||
-		q.opts.Key != nil && (key == nil || string(key) != string(q.opts.Key)) {
-		return nil
-	}
 	s.rec.Offset, s.rec.Timestamp, s.rec.Key, s.rec.Value, s.rec.Headers = offset, ts, key, value, headers
 	if err := s.sink.WriteRecord(&s.rec); err != nil {
 		return err
 	}
-	if n := q.st.records.Add(1); q.opts.Limit > 0 && n >= q.opts.Limit {
+	if q.written++; q.opts.Limit > 0 && q.written >= q.opts.Limit {
+		return errStopQuery
+	}
+	return nil
+}
+
+// writeLines writes the JSON lines a decode goroutine encoded, cut at Limit.
+func (s *scanner) writeLines(t *decodeTask) error {
+	n := len(t.lines.ends)
+	if n == 0 {
+		return nil
+	}
+	q := s.q
+	if q.opts.Limit > 0 {
+		n = int(min(int64(n), q.opts.Limit-q.written))
+	}
+	if err := s.jw.writeLines(t.lines.out[:t.lines.ends[n-1]]); err != nil {
+		return err
+	}
+	if q.written += int64(n); q.opts.Limit > 0 && q.written >= q.opts.Limit {
 		return errStopQuery
 	}
 	return nil

@@ -13,6 +13,12 @@ import (
 // scanTrace runs testScanToSink and renders everything observable: each record with all its
 // fields (nulls included), the corruptions reported, stop and the error.
 func scanTrace(opts QueryOptions, data []byte, idx offsetIndex, base, last int64) string {
+	return scanTraceChunked(opts, data, idx, base, last, 0)
+}
+
+// scanTraceChunked is scanTrace reading data in chunks of chunkSize bytes as the ranged GETs
+// deliver them (0: from a bytes.Reader).
+func scanTraceChunked(opts QueryOptions, data []byte, idx offsetIndex, base, last int64, chunkSize int) string {
 	var b strings.Builder
 	sink := SinkFunc(func(r *Record) error {
 		fmt.Fprintf(&b, "%s-%d@%d t=%d k=%q/%v v=%q/%v h=[", r.Topic, r.Partition, r.Offset, r.Timestamp,
@@ -23,7 +29,16 @@ func scanTrace(opts QueryOptions, data []byte, idx offsetIndex, base, last int64
 		b.WriteString("]\n")
 		return nil
 	})
-	corrupt, stop, err := testScanToSink(opts, data, idx, base, last, sink)
+	var corrupt []*CorruptError
+	var stop bool
+	var err error
+	if chunkSize > 0 {
+		corrupt, stop, err = chunkedScanPoisoned(opts, data, idx, base, last, chunkSize, sink, func(format string, a ...any) {
+			fmt.Fprintf(&b, "chunks: "+format+"\n", a...)
+		})
+	} else {
+		corrupt, stop, err = testScanToSink(opts, data, idx, base, last, sink)
+	}
 	for _, ce := range corrupt {
 		fmt.Fprintf(&b, "corrupt: %v\n", ce)
 	}
@@ -120,8 +135,76 @@ func TestParallelDecodeMatchesSerial(t *testing.T) {
 				if serial != parallel {
 					t.Errorf("%s, %s, skip %v: parallel decoding differs:\n--- serial\n%s\n--- parallel\n%s", sname, oname, skip, serial, parallel)
 				}
+				// From chunks as the ranged GETs deliver them: batches decoded in the chunks'
+				// buffers, and batches that span two chunks copied.
+				for _, chunkSize := range []int{100, 1000, 1 << 20} {
+					for _, decoders := range []int{1, 4} {
+						opts.Decoders = decoders
+						if chunked := scanTraceChunked(opts, seg, idx, 1000, last, chunkSize); chunked != serial {
+							t.Errorf("%s, %s, skip %v, chunks of %d, %d decoders: differs:\n--- serial\n%s\n--- chunked\n%s",
+								sname, oname, skip, chunkSize, decoders, serial, chunked)
+						}
+					}
+				}
 				if strings.Count(serial, "\n") < 2 && sname == "good" && oname != "empty" {
 					t.Errorf("%s, %s: nothing decoded: %s", sname, oname, serial)
+				}
+			}
+		}
+	}
+}
+
+// jsonlTrace scans data into JSON lines with a writer of NewWriter as the sink (the decoders
+// encode the lines) or, with perRecord, behind a SinkFunc (the writer encodes each record),
+// and renders the output, the corruptions, stop and the error.
+func jsonlTrace(opts QueryOptions, data []byte, idx offsetIndex, base, last int64, chunkSize int, perRecord bool) string {
+	var out bytes.Buffer
+	w, err := NewWriter(&out, FormatJSONL)
+	if err != nil {
+		return err.Error()
+	}
+	var sink Sink = w
+	if perRecord {
+		sink = SinkFunc(w.WriteRecord)
+	}
+	corrupt, stop, err := chunkedScan(opts, data, idx, base, last, chunkSize, sink)
+	if ferr := w.Flush(); ferr != nil {
+		return ferr.Error()
+	}
+	for _, ce := range corrupt {
+		fmt.Fprintf(&out, "corrupt: %v\n", ce)
+	}
+	fmt.Fprintf(&out, "stop=%v err=%v\n", stop, err)
+	return out.String()
+}
+
+// TestJSONLinesFromDecoders: JSON lines encoded by the decode goroutines are byte for byte
+// what the writer encodes record by record, with filters, limits and damaged segments.
+func TestJSONLinesFromDecoders(t *testing.T) {
+	withAsync(t)
+	data, idx, last := richSegment(t, 1000, 60)
+	flipped := bytes.Clone(data)
+	flipped[len(data)/3] ^= 1
+	segments := map[string][]byte{"good": data, "flipped": flipped, "truncated": data[:len(data)*2/3]}
+	optionSets := map[string]QueryOptions{
+		"all":     {ToOffset: NoEnd},
+		"offsets": {FromOffset: 1100, ToOffset: 1400},
+		"times":   {ToOffset: NoEnd, Since: time.UnixMilli(5300), Until: time.UnixMilli(6000)},
+		"key":     {ToOffset: NoEnd, Key: []byte("k3")},
+		"limit":   {FromOffset: 1050, ToOffset: NoEnd, Limit: 77},
+		"limit1":  {ToOffset: NoEnd, Limit: 1},
+	}
+	for sname, seg := range segments {
+		for oname, opts := range optionSets {
+			for _, skip := range []bool{false, true} {
+				opts.SkipCorrupt, opts.Decoders = skip, 4
+				want := jsonlTrace(opts, seg, idx, 1000, last, 1000, true)
+				got := jsonlTrace(opts, seg, idx, 1000, last, 1000, false)
+				if got != want {
+					t.Errorf("%s, %s, skip %v: differs:\n--- per record\n%s\n--- from decoders\n%s", sname, oname, skip, want, got)
+				}
+				if sname == "good" && strings.Count(got, "\n") < 2 {
+					t.Errorf("%s, %s: nothing written: %s", sname, oname, got)
 				}
 			}
 		}
@@ -152,6 +235,12 @@ func FuzzParallelDecode(f *testing.F) {
 		opts.Decoders = 3
 		if parallel := scanTrace(opts, b, idx, 0, 200); parallel != serial {
 			t.Fatalf("parallel decoding differs:\n--- serial\n%s\n--- parallel\n%s", serial, parallel)
+		}
+		if chunked := scanTraceChunked(opts, b, idx, 0, 200, 150); chunked != serial {
+			t.Fatalf("decoding from chunks differs:\n--- serial\n%s\n--- chunked\n%s", serial, chunked)
+		}
+		if want, got := jsonlTrace(opts, b, idx, 0, 200, 150, true), jsonlTrace(opts, b, idx, 0, 200, 150, false); got != want {
+			t.Fatalf("JSON lines from the decoders differ:\n--- per record\n%s\n--- from decoders\n%s", want, got)
 		}
 	})
 }

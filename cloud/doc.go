@@ -50,12 +50,16 @@
 //     does (manifest), at the time index's first entry reaching it (index), or at the first
 //     batch after the running maximum of the batches read reaches it.
 //
-// The bytes a query reads are decoded in parallel: each batch's CRC-32C check, decompression
-// and record parsing run in a goroutine of their own, up to 2×Decoders batches ahead, and
-// the batches are applied in order (offset checks, filters, the sink), so the output is that
-// of a serial decoder ([QueryOptions].Decoders; memory holds those batches and their
-// decompressed records). lz4 batches, whose CRC-32C has been checked, are decompressed
-// without the lz4 frame's own xxHash32 checksums (lz4.go).
+// The bytes a query reads are decoded in parallel: each batch's CRC-32C check and
+// decompression run in a goroutine of their own, straight from the buffer of the ranged GET
+// that holds it, up to 2×Decoders batches ahead, and the batches are applied in order (offset
+// checks, record parsing, filters, Limit, the sink), so the output is that of a serial decoder
+// ([QueryOptions].Decoders; memory holds those batches and their decompressed records; see
+// decode.go). With a JSON lines writer of [NewWriter] as the sink, the goroutines also parse,
+// filter and encode the records. lz4 batches, whose CRC-32C has been checked, are
+// decompressed without the lz4 frame's own xxHash32 checksums (package batch), and records
+// are parsed by a reader with short paths for ordinary records (records.go) that falls back
+// to batch.RecordsData.
 //
 // Every record that is read is filtered exactly (offset, timestamp, key), so the indexes only
 // ever save bytes; they never decide what is returned. A batch's MaxTimestamp is trusted to

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/samsa-io/samsa/agent/commitlog/batch"
 )
@@ -76,7 +77,61 @@ type jsonlWriter struct {
 }
 
 func (j *jsonlWriter) WriteRecord(r *Record) error {
-	b := j.buf[:0]
+	j.buf = appendJSONL(j.buf[:0], r)
+	_, err := j.w.Write(j.buf)
+	return err
+}
+
+// lineSink is a Sink that also takes whole JSON lines (appendJSONL's) when takesLines says
+// so: a query's decoders then encode the records (see decode.go).
+type lineSink interface {
+	Sink
+	takesLines() bool
+	writeLines(b []byte) error
+}
+
+func (j *jsonlWriter) takesLines() bool { return true }
+
+// writeLines writes JSON lines a query's decoders encoded with appendJSONL.
+func (j *jsonlWriter) writeLines(b []byte) error {
+	_, err := j.w.Write(b)
+	return err
+}
+
+func (j *jsonlWriter) Flush() error { return j.w.Flush() }
+
+// jsonlBatch is the JSON lines of a batch's records, encoded by a decode goroutine.
+type jsonlBatch struct {
+	out  []byte
+	ends []int // where each record's line ends in out
+	rec  Record
+	hdrs []batch.RecordHeader // the headers of the record being encoded
+	keys keyCache
+}
+
+func (b *jsonlBatch) reset() { b.out, b.ends = b.out[:0], b.ends[:0] }
+
+// trim lets go of big buffers and of the last record's references.
+func (b *jsonlBatch) trim() {
+	if cap(b.out) > maxKeptPlain {
+		b.out = nil
+	}
+	clear(b.hdrs[:cap(b.hdrs)]) // drop the header key strings and values
+	b.rec = Record{}
+	b.reset()
+}
+
+// add encodes a record.
+func (b *jsonlBatch) add(env *decodeEnv, offset, ts int64, key, value []byte, headers []batch.RecordHeader) {
+	r := &b.rec
+	r.Topic, r.Partition, r.Offset, r.Timestamp = env.topic, env.partition, offset, ts
+	r.Key, r.Value, r.Headers = key, value, headers
+	b.out = appendJSONL(b.out, r)
+	b.ends = append(b.ends, len(b.out))
+}
+
+// appendJSONL appends the JSON line of a record.
+func appendJSONL(b []byte, r *Record) []byte {
 	b = append(b, `{"topic":`...)
 	b = appendJSONString(b, r.Topic)
 	b = append(b, `,"partition":`...)
@@ -94,13 +149,8 @@ func (j *jsonlWriter) WriteRecord(r *Record) error {
 		b = append(b, `,"headers_base64":`...)
 		b = appendHeaders(b, r.Headers, true)
 	}
-	b = append(b, "}\n"...)
-	j.buf = b
-	_, err := j.w.Write(b)
-	return err
+	return append(b, "}\n"...)
 }
-
-func (j *jsonlWriter) Flush() error { return j.w.Flush() }
 
 // appendJSONBytesField appends ,"name":"text" for a UTF-8 value, ,"name_base64":"..." for
 // another, and ,"name":null for nil.
@@ -193,14 +243,20 @@ func appendHeaderValue(b, v []byte, binary bool) []byte {
 		b = base64.StdEncoding.AppendEncode(b, v)
 		return append(b, '"')
 	}
-	return appendJSONString(b, v)
+	return appendJSONBytes(b, v)
 }
 
 // appendJSONString appends s as a JSON string. Bytes that are not UTF-8 become U+FFFD;
 // control characters, quote and backslash are escaped, and so are U+2028 and U+2029 (which
 // JavaScript treats as line ends).
-func appendJSONString[T string | []byte](b []byte, s T) []byte {
-	if utf8.Valid([]byte(s)) {
+func appendJSONString(b []byte, s string) []byte {
+	return appendJSONBytes(b, unsafe.Slice(unsafe.StringData(s), len(s))) // only read
+}
+
+// appendJSONBytes is appendJSONString for bytes. (Not generic: a function generic over
+// string and []byte indexes its argument several times slower.)
+func appendJSONBytes(b, s []byte) []byte {
+	if utf8.Valid(s) {
 		return appendJSONValid(b, s)
 	}
 	return appendJSONInvalid(b, s)
@@ -231,35 +287,74 @@ func appendJSONEscape(b []byte, c byte) []byte {
 	return append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
 }
 
+// jsonClass classifies the bytes of valid UTF-8 for appendJSONValid: 0 as they are, 1 a
+// two-byte escape (jsonEscaped), 2 \u00XX, 3 the lead byte of U+2028 and U+2029.
+var jsonClass = func() (t [256]uint8) {
+	for c := range 0x20 {
+		t[c] = 2
+	}
+	t['"'], t['\\'], t['\n'], t['\r'], t['\t'] = 1, 1, 1, 1, 1
+	t[0xe2] = 3
+	return t
+}()
+
+// jsonEscaped is the letter after the backslash of a two-byte escape.
+var jsonEscaped = func() (t [256]byte) {
+	t['"'], t['\\'], t['\n'], t['\r'], t['\t'] = '"', '\\', 'n', 'r', 't'
+	return t
+}()
+
 // appendJSONValid is appendJSONString for valid UTF-8: only ASCII bytes and the three-byte
-// encodings of U+2028 and U+2029 (E2 80 A8/A9) need escaping.
-func appendJSONValid[T string | []byte](b []byte, s T) []byte {
-	b = append(b, '"')
-	start := 0
+// encodings of U+2028 and U+2029 (E2 80 A8/A9) need escaping. It writes into b's spare room
+// byte by byte, growing it only at escapes: JSON values are dense with quotes, and a copy
+// (append) per run of plain bytes cost twice as much.
+func appendJSONValid(b, s []byte) []byte {
+	n := len(b)
+	if cap(b)-n < len(s)+2 {
+		b = append(b[:cap(b)], make([]byte, n+len(s)+2+len(s)/4-cap(b))...)
+	}
+	b = b[:cap(b)]
+	b[n] = '"'
+	n++
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if c < utf8.RuneSelf {
-			if jsonSafe[c] {
-				continue
-			}
-			b = append(b, s[start:i]...)
-			b = appendJSONEscape(b, c)
-			start = i + 1
+		k := jsonClass[c]
+		if k == 0 {
+			b[n] = c
+			n++
 			continue
 		}
-		if c == 0xe2 && i+2 < len(s) && s[i+1] == 0x80 && (s[i+2] == 0xa8 || s[i+2] == 0xa9) {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[s[i+2]&0xf])
-			i += 2
-			start = i + 1
+		if len(b)-n < len(s)-i+6 { // room for the escape and the rest of s unescaped
+			b = append(b[:n], make([]byte, len(s)-i+6+len(s)/4)...)
+			b = b[:cap(b)]
+		}
+		switch k {
+		case 1:
+			b[n], b[n+1] = '\\', jsonEscaped[c]
+			n += 2
+		case 2:
+			b[n], b[n+1], b[n+2], b[n+3], b[n+4], b[n+5] = '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf]
+			n += 6
+		default:
+			if i+2 < len(s) && s[i+1] == 0x80 && (s[i+2] == 0xa8 || s[i+2] == 0xa9) {
+				b[n], b[n+1], b[n+2], b[n+3], b[n+4], b[n+5] = '\\', 'u', '2', '0', '2', hexDigits[s[i+2]&0xf]
+				n += 6
+				i += 2
+			} else {
+				b[n] = c
+				n++
+			}
 		}
 	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
+	if n == len(b) {
+		return append(b, '"')
+	}
+	b[n] = '"'
+	return b[:n+1]
 }
 
 // appendJSONInvalid is appendJSONString for input that is not valid UTF-8.
-func appendJSONInvalid[T string | []byte](b []byte, s T) []byte {
+func appendJSONInvalid(b, s []byte) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {

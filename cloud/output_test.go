@@ -111,8 +111,17 @@ func FuzzJSONString(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		b := appendJSONString(nil, s)
-		if !bytes.Equal(b, appendJSONString(nil, []byte(s))) {
+		if !bytes.Equal(b, appendJSONBytes(nil, []byte(s))) {
 			t.Fatal("string and []byte encodings differ")
+		}
+		if utf8.ValidString(s) {
+			want := appendJSONValidRef([]byte("x"), s)
+			for _, room := range []int{0, 1, len(s), 2 * len(s), 7 * len(s)} {
+				dst := append(make([]byte, 0, 1+room), 'x')
+				if got := appendJSONValid(dst, []byte(s)); !bytes.Equal(got, want) {
+					t.Fatalf("room %d: %q, want %q", room, got, want)
+				}
+			}
 		}
 		var got string
 		if err := json.Unmarshal(b, &got); err != nil {
@@ -129,6 +138,51 @@ func FuzzJSONString(f *testing.F) {
 		}
 		if got != want {
 			t.Fatalf("%q decodes to %q", s, got)
+		}
+	})
+}
+
+// appendJSONValidRef is the previous appendJSONValid, which appended runs of plain bytes:
+// the reference of FuzzJSONString.
+func appendJSONValidRef(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				continue
+			}
+			b = append(b, s[start:i]...)
+			b = appendJSONEscape(b, c)
+			start = i + 1
+			continue
+		}
+		if c == 0xe2 && i+2 < len(s) && s[i+1] == 0x80 && (s[i+2] == 0xa8 || s[i+2] == 0xa9) {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[s[i+2]&0xf])
+			i += 2
+			start = i + 1
+		}
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// BenchmarkJSONValue encodes a reading like benchmarks/cloudscan's as a JSON string.
+func BenchmarkJSONValue(b *testing.B) {
+	v := []byte(`{"device":"device-0123","seq":123456,"temp":21.53,"hum":40.2,"volt":3.210,"rssi":-71,"status":"ok","id":"0123456789abcdef","pad":"aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789abcdefghijklmn"}`)
+	vs, buf := string(v), make([]byte, 0, 4096)
+	b.Run("new", func(b *testing.B) {
+		b.SetBytes(int64(len(v)))
+		for b.Loop() {
+			appendJSONValid(buf[:0], v)
+		}
+	})
+	b.Run("previous", func(b *testing.B) {
+		b.SetBytes(int64(len(v)))
+		for b.Loop() {
+			appendJSONValidRef(buf[:0], vs)
 		}
 	})
 }

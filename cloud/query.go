@@ -202,7 +202,8 @@ type Query struct {
 	st   queryStats
 	ran  atomic.Bool
 
-	spare []*decodeTask // decode tasks for reuse, used by the goroutine that runs the query
+	spare   []*decodeTask // decode tasks for reuse, used by the goroutine that runs the query
+	written int64         // records written to the sink (st.records is updated once per batch)
 
 	// Derived bounds, in milliseconds; math.MinInt64 / math.MaxInt64 when open.
 	sinceMs, untilMs int64

@@ -35,6 +35,27 @@ type chunk struct {
 	data    []byte
 	total   int64 // object size from Content-Range, -1 unknown
 	err     error
+	// Decode tasks whose batches lie in data (see decode.go): refs counts them, retired is
+	// set once the stream moved past the chunk; the last of the two releases it (f, used
+	// by the scanner's goroutine only).
+	f       *fetcher
+	refs    int
+	retired bool
+}
+
+// unref drops a decode task's reference, releasing the chunk when the stream is past it.
+func (c *chunk) unref() {
+	if c.refs--; c.refs == 0 && c.retired {
+		c.f.release(c)
+	}
+}
+
+// retire marks a chunk the stream is past, releasing it unless a decode task holds it.
+func (c *chunk) retire() {
+	c.retired = true
+	if c.refs == 0 {
+		c.f.release(c)
+	}
 }
 
 // fetcher runs a query's ranged GETs, at most Parallel at a time, reusing chunk buffers.
@@ -161,7 +182,7 @@ func (q *Query) produce(ctx context.Context, parts []*partPlan, f *fetcher, out 
 					return
 				}
 				n := min(q.opts.ChunkSize, job.end-off)
-				c := &chunk{job: job, off: off, length: n, last: off+n >= job.end, holdSem: true}
+				c := &chunk{job: job, off: off, length: n, last: off+n >= job.end, holdSem: true, f: f}
 				f.start(ctx, c)
 				if !send(c) {
 					return
@@ -345,9 +366,9 @@ func (cs *chunkStream) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// next releases the current chunk and takes the job's next one.
+// next retires the current chunk and takes the job's next one.
 func (cs *chunkStream) next() error {
-	cs.f.release(cs.cur)
+	cs.cur.retire()
 	select {
 	case c, ok := <-cs.out:
 		if !ok {
@@ -401,13 +422,16 @@ type scanner struct {
 	nextOff  int64 // the next batch must start at or after this offset
 	lastGood int64 // last offset of the last good batch, -1 none
 	pending  []*decodeTask
-	hdrs     []batch.RecordHeader // a materialized record's headers, for the sink
+	env      decodeEnv            // what the decode goroutines share
+	jw       lineSink             // the sink when it takes JSON lines encoded by the decoders
+	hdrs     []batch.RecordHeader // a record's headers, for the sink
+	keys     keyCache             // header keys of streamed records
 	// loadIndex returns the segment's offset index for a resync, nil when there is none.
 	loadIndex func() offsetIndex
 }
 
 func (q *Query) newScanner(ctx context.Context, job *segJob, sink Sink) *scanner {
-	return &scanner{
+	s := &scanner{
 		q: q, job: job, sink: sink, runMax: job.seg.runMax, nextOff: job.seg.meta.BaseOffset, lastGood: -1,
 		rec: Record{Topic: job.part.m.Topic, Partition: job.part.m.Partition},
 		loadIndex: func() offsetIndex {
@@ -415,6 +439,15 @@ func (q *Query) newScanner(ctx context.Context, job *segJob, sink Sink) *scanner
 			return x
 		},
 	}
+	s.env = decodeEnv{
+		filter: recordFilter{from: job.part.from, to: q.opts.ToOffset, since: q.sinceMs, until: q.untilMs,
+			key: q.opts.Key, byKey: q.opts.Key != nil},
+		topic: job.part.m.Topic, partition: job.part.m.Partition,
+	}
+	if jw, ok := sink.(lineSink); ok && jw.takesLines() {
+		s.jw, s.env.jsonl = jw, true
+	}
+	return s
 }
 
 // run decodes the job's range from r, which starts at job.start. It returns stop=true when
@@ -427,8 +460,19 @@ func (s *scanner) run(r io.Reader) (stop bool, err error) {
 	if cs, ok := r.(*chunkStream); ok && cs.err == nil && cs.total >= 0 && cs.total != meta.Size {
 		return false, s.corrupt(-1, -1, fmt.Errorf("the object is %d bytes, the manifest lists %d", cs.total, meta.Size))
 	}
-	var head [12]byte
+	cs, _ := r.(*chunkStream)
+	var head [sizePrefixLen]byte
 	for pos := s.job.start; pos < s.job.end; {
+		if t, size := s.inChunk(cs, pos); t != nil { // the usual case: no copy
+			s.submit(t)
+			if len(s.pending) >= s.window() {
+				if stop, err := s.applyNext(); stop || err != nil {
+					return stop, err
+				}
+			}
+			pos += int64(size)
+			continue
+		}
 		n, err := io.ReadFull(r, head[:])
 		if err != nil {
 			if stop, aerr := s.applyAll(); stop || aerr != nil {
@@ -454,7 +498,11 @@ func (s *scanner) run(r io.Reader) (stop bool, err error) {
 			pos = next
 			continue
 		}
-		t := s.q.newTask(size)
+		t := s.q.newTask()
+		if cap(t.buf) < size {
+			t.buf = make([]byte, size)
+		}
+		t.raw = t.buf[:size]
 		copy(t.raw, head[:])
 		if n, err := io.ReadFull(r, t.raw[len(head):]); err != nil {
 			s.q.putTask(t)
@@ -473,6 +521,23 @@ func (s *scanner) run(r io.Reader) (stop bool, err error) {
 		pos += int64(size)
 	}
 	return s.applyAll()
+}
+
+// inChunk returns a task for the batch at pos when it lies whole in the current chunk of cs
+// (nil otherwise, and for any other reader): the task decodes it from the chunk's buffer.
+func (s *scanner) inChunk(cs *chunkStream, pos int64) (*decodeTask, int) {
+	if cs == nil || len(cs.buf) < sizePrefixLen {
+		return nil, 0
+	}
+	_, size, err := batch.PeekSize(cs.buf)
+	if err != nil || size > len(cs.buf) || int64(size) > s.job.end-pos {
+		return nil, 0 // run reports it, or reads it across chunks
+	}
+	t := s.q.newTask()
+	t.raw, t.ref, t.pos = cs.buf[:size:size], cs.cur, pos
+	cs.cur.refs++
+	cs.buf = cs.buf[size:]
+	return t, size
 }
 
 // resync returns where decoding can pick up after losing the framing: the first indexed batch

@@ -541,6 +541,20 @@ func (st *stream) WriteRecord(r *Record) error {
 	return nil
 }
 
+// takesLines reports whether the query's decoders may encode the records (jsonl).
+func (st *stream) takesLines() bool { _, ok := st.rw.(*jsonlWriter); return ok }
+
+// writeLines writes JSON lines the query's decoders encoded into the buffer.
+func (st *stream) writeLines(b []byte) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.dirty = true
+	if err := st.rw.(*jsonlWriter).writeLines(b); err != nil {
+		return clientGone{err}
+	}
+	return nil
+}
+
 // flush sends everything buffered (the ticker has stopped).
 func (st *stream) flush() error {
 	if !st.started {

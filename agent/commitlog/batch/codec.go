@@ -23,7 +23,9 @@ const MaxDecompressedSize = 64 << 20
 
 // Decompress appends the decompressed form of src, compressed with codec c,
 // to dst and returns the extended slice. Snappy input may be a raw block or
-// xerial-framed (as Java clients send it). It fails with ErrUnsupportedCodec
+// xerial-framed (as Java clients send it). lz4 frames are decoded without
+// checking their xxHash32 checksums, which only repeat the batch's CRC-32C
+// (call Validate on untrusted batches first). It fails with ErrUnsupportedCodec
 // for an unknown codec, ErrTooLarge if the output would exceed
 // MaxDecompressedSize, and ErrCorrupt (wrapping the codec's error) for bad input.
 func Decompress(c Codec, src []byte, dst []byte) ([]byte, error) {
@@ -194,7 +196,19 @@ type lz4State struct {
 
 var lz4Readers = sync.Pool{New: func() any { return &lz4State{zr: lz4.NewReader(nil)} }}
 
+// unlz4 decodes lz4 frames with appendLZ4Fast, falling back to the frame Reader when the
+// fast path gives up (which then decodes the input or reports the error).
 func unlz4(src, dst []byte) ([]byte, error) {
+	start := len(dst)
+	out, ok := appendLZ4Fast(dst, src)
+	if ok {
+		return out, nil
+	}
+	return unlz4Reader(src, out[:start])
+}
+
+// unlz4Reader decodes lz4 frames with the lz4 package's frame Reader, checking their checksums.
+func unlz4Reader(src, dst []byte) ([]byte, error) {
 	l := lz4Readers.Get().(*lz4State)
 	defer func() {
 		l.zr.Reset(nil)
