@@ -1,7 +1,6 @@
 package commitlog
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -45,6 +44,9 @@ type cleanerCheckpoint struct {
 	// after that first pass (Kafka's delete horizon, KIP-534), so a consumer that reads from
 	// the start within delete.retention.ms sees every delete.
 	Cleaned []cleanedRange `json:"cleaned,omitempty"`
+
+	// unchecked: loaded from a file without a checksum (written by an earlier version).
+	unchecked bool
 }
 
 // cleanedRange is one entry of cleanerCheckpoint.Cleaned.
@@ -67,8 +69,15 @@ func (ck *cleanerCheckpoint) firstCleanedAt(offset int64) int64 {
 }
 
 // clampTo forgets progress past end (a recovery cut the log below it: the offsets from end
-// on will hold new, uncompacted records).
+// on will hold new, uncompacted records). A checkpoint past end that no checksum vouches for
+// may instead be a damaged digit: it is replaced by resetCleanerCheckpoint(end), which cannot
+// make a tombstone go early.
 func (ck *cleanerCheckpoint) clampTo(end int64) (changed bool) {
+	if ck.unchecked && (ck.FirstDirty > end || ck.GapsBelow > end ||
+		len(ck.Cleaned) > 0 && ck.Cleaned[len(ck.Cleaned)-1].End > end) {
+		*ck = resetCleanerCheckpoint(end)
+		return true
+	}
 	if ck.FirstDirty > end {
 		ck.FirstDirty, changed = end, true
 	}
@@ -326,7 +335,20 @@ func (l *Log) firstDirtyTimestamp(p cleanPlan) int64 {
 	return math.MaxInt64
 }
 
-// cleanerCheckpoint loads the partition's cleaner checkpoint (once). Caller holds maintMu.
+// resetCleanerCheckpoint is what replaces a damaged checkpoint: the whole log is compacted
+// again (first_dirty 0), tombstones are kept delete.retention.ms from that pass (no cleaned
+// ranges: none can go early), and any segment with a base below gapsBelow may have offset
+// gaps (a compacted segment must not be cut as damaged). openLog first gets it with gapsBelow
+// MaxInt64, for the recovery that does not know the log end yet, and clampTo then lowers
+// gapsBelow to the recovered end and saves it.
+func resetCleanerCheckpoint(gapsBelow int64) cleanerCheckpoint {
+	return cleanerCheckpoint{GapsBelow: gapsBelow}
+}
+
+// cleanerCheckpoint loads the partition's cleaner checkpoint (once). A file that fails its
+// checks is a warning and yields resetCleanerCheckpoint; a file written by an earlier version
+// (no checksum) is rewritten with one. Only a failed read is an error (retried on the next
+// call). Caller holds maintMu.
 func (l *Log) cleanerCheckpoint() (cleanerCheckpoint, error) {
 	if l.cleanCkLoaded {
 		return l.cleanCk, nil
@@ -338,21 +360,44 @@ func (l *Log) cleanerCheckpoint() (cleanerCheckpoint, error) {
 	case err != nil:
 		return cleanerCheckpoint{}, fmt.Errorf("read %s: %w", path, err)
 	default:
-		if err := json.Unmarshal(data, &l.cleanCk); err != nil {
-			return cleanerCheckpoint{}, fmt.Errorf("read %s: %w", path, err)
+		ck, err := decodeCleanerCheckpoint(data)
+		switch {
+		case err != nil:
+			l.log.Warn("cleaner checkpoint damaged; ignoring it: the whole log is compacted again, tombstones are kept delete.retention.ms from then, and this recovery accepts offset gaps in every segment",
+				"file", path, "problem", err)
+			ck = resetCleanerCheckpoint(math.MaxInt64)
+		case ck.unchecked:
+			l.upgradeCleanerCheckpoint(path, ck)
 		}
+		l.cleanCk = ck
 	}
 	l.cleanCkLoaded = true
 	return l.cleanCk, nil
 }
 
+// upgradeCleanerCheckpoint rewrites a checkpoint of an earlier version with a checksum. The
+// loaded one stays marked unchecked until it is saved again: clampTo still distrusts it.
+func (l *Log) upgradeCleanerCheckpoint(path string, ck cleanerCheckpoint) {
+	data, err := encodeCleanerCheckpoint(ck)
+	if err == nil {
+		err = writeFileAtomic(path, data, 0o644)
+	}
+	if err != nil {
+		l.log.Warn("could not add a checksum to the cleaner checkpoint; it stays in the old format", "file", path, "err", err)
+	}
+}
+
 // saveCleanerCheckpoint records a pass's progress. Caller holds maintMu.
 func (l *Log) saveCleanerCheckpoint(ck cleanerCheckpoint) error {
-	data, _ := json.Marshal(ck)
 	path := filepath.Join(l.dir, cleanerCheckpointName)
+	data, err := encodeCleanerCheckpoint(ck)
+	if err != nil {
+		return fmt.Errorf("save cleaner checkpoint %s: %w", path, err)
+	}
 	if err := writeFileAtomic(path, data, 0o644); err != nil {
 		return fmt.Errorf("save cleaner checkpoint %s: %w", path, err)
 	}
+	ck.unchecked = false
 	l.cleanCk, l.cleanCkLoaded = ck, true
 	return nil
 }

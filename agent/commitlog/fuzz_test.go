@@ -1,14 +1,18 @@
 package commitlog
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"log/slog"
 	"maps"
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -18,8 +22,8 @@ import (
 )
 
 // Fuzz targets of what the commit log reads from disk: a partition directory (segments, their
-// offset and time indexes, the log-start-offset and cleaner-checkpoint.json files, a committed
-// cleaner swap), the store's own files (meta.json, producer_ids.json, topic.json) and topic
+// offset and time indexes, the log-start-offset, delete-records-offset and
+// cleaner-checkpoint.json files, a committed cleaner swap), the store's own files (meta.json, producer_ids.json, topic.json) and topic
 // config values. The producer snapshot decoder has its own target (producersnapshot_test.go).
 //
 // Seed corpora are in testdata/fuzz/<target>; TestWriteCommitlogFuzzCorpus rewrites them.
@@ -30,6 +34,9 @@ const (
 	modeSwap                   // log1 is a committed cleaner rewrite of segment 0 (.log.swap)
 	modePread                  // indexes through pread instead of mmap
 	modeDenseIndex             // index.interval.bytes 0: an index entry per batch
+	// modeSeal writes the checkpoint files with valid checksums around the fuzzed values (a
+	// decimal offset; a JSON object), so that what lies behind the checksums gets fuzzed too.
+	modeSeal
 )
 
 // fuzzStores are the stores FuzzOpenPartition opens partitions in (mmap and pread indexes),
@@ -71,12 +78,61 @@ type partitionFiles struct {
 	log0, index0, timeindex0 []byte // segment 0
 	log1                     []byte // segment base1 (or, with modeSwap, 00..0.log.swap)
 	base1                    uint32
-	logStart, checkpoint     string // log-start-offset, cleaner-checkpoint.json ("" = absent)
-	mode                     uint8
+	// log-start-offset, cleaner-checkpoint.json, delete-records-offset ("" = absent)
+	logStart, checkpoint, deleteRecords string
+	mode                                uint8
 }
 
 func (p *partitionFiles) args() []any {
-	return []any{p.log0, p.index0, p.timeindex0, p.log1, p.base1, p.logStart, p.checkpoint, p.mode}
+	return []any{p.log0, p.index0, p.timeindex0, p.log1, p.base1, p.logStart, p.checkpoint, p.deleteRecords, p.mode}
+}
+
+// checkpointFiles returns the partition's checkpoint files as written (sealed with modeSeal),
+// by name; absent files are left out.
+func (p *partitionFiles) checkpointFiles() map[string][]byte {
+	files := map[string][]byte{}
+	for name, content := range map[string]string{logStartName: p.logStart, deletedBelowName: p.deleteRecords, cleanerCheckpointName: p.checkpoint} {
+		if content == "" {
+			continue
+		}
+		data := []byte(content)
+		if p.mode&modeSeal != 0 {
+			if name == cleanerCheckpointName {
+				data = sealCleanerCheckpoint(content)
+			} else {
+				data = sealOffsetFile(content)
+			}
+		}
+		files[name] = data
+	}
+	return files
+}
+
+// sealOffsetFile writes a decimal number (even a negative one) in the checked offset format;
+// anything else stays as it is.
+func sealOffsetFile(s string) []byte {
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil {
+		return []byte(s)
+	}
+	b := []byte(offsetFileHeader)
+	b = strconv.AppendInt(b, n, 10)
+	b = append(b, '\n')
+	return fmt.Appendf(b, "%s%08x\n", offsetFileCRC, crc32.Checksum(b, crc32c))
+}
+
+// sealCleanerCheckpoint adds a version (unless s starts with one) and a valid checksum field
+// to the JSON object s, whatever it holds.
+func sealCleanerCheckpoint(s string) []byte {
+	body := strings.TrimSuffix(strings.TrimRight(s, " \n"), "}")
+	if !strings.HasPrefix(body, `{"version":`) {
+		if rest := strings.TrimPrefix(body, "{"); rest != "" {
+			body = `{"version":1,` + rest
+		} else {
+			body = `{"version":1`
+		}
+	}
+	return fmt.Appendf([]byte(body), "%s%d}\n", cleanerCheckpointCRC, crc32.Checksum([]byte(body), crc32c))
 }
 
 // write lays the files out in dir.
@@ -91,12 +147,7 @@ func (p *partitionFiles) write(dir string) error {
 			files[segName(int64(p.base1), ".log")] = p.log1
 		}
 	}
-	if p.logStart != "" {
-		files[logStartName] = []byte(p.logStart)
-	}
-	if p.checkpoint != "" {
-		files[cleanerCheckpointName] = []byte(p.checkpoint)
-	}
+	maps.Copy(files, p.checkpointFiles())
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -112,14 +163,17 @@ func (p *partitionFiles) write(dir string) error {
 // files, as after a clean shutdown or a crash, then reads all of it. Nothing may panic; every
 // error is ErrCorrupt (there are no I/O errors to report); the recovered offsets are ordered;
 // every read range lies inside its file and, after a crash recovery (which checks every batch),
-// makes progress; and a second recovery of the recovered directory finds the same log.
+// makes progress; and a second recovery of the recovered directory finds the same log. The
+// checkpoint files never wipe the log unless log-start-offset passed its checksum; what the
+// open leaves of them on disk is either untouched (rejected) or checked, and the cleaner
+// checkpoint it holds is valid and within the log (checkCheckpoints).
 func FuzzOpenPartition(f *testing.F) {
 	for _, s := range partitionSeeds(f) {
-		f.Add(s.log0, s.index0, s.timeindex0, s.log1, s.base1, s.logStart, s.checkpoint, s.mode)
+		f.Add(s.log0, s.index0, s.timeindex0, s.log1, s.base1, s.logStart, s.checkpoint, s.deleteRecords, s.mode)
 	}
 	stores := openFuzzStores(f)
-	f.Fuzz(func(t *testing.T, log0, index0, timeindex0, log1 []byte, base1 uint32, logStart, checkpoint string, mode uint8) {
-		p := partitionFiles{log0, index0, timeindex0, log1, base1, logStart, checkpoint, mode}
+	f.Fuzz(func(t *testing.T, log0, index0, timeindex0, log1 []byte, base1 uint32, logStart, checkpoint, deleteRecords string, mode uint8) {
+		p := partitionFiles{log0, index0, timeindex0, log1, base1, logStart, checkpoint, deleteRecords, mode}
 		st := stores.mmap
 		if mode&modePread != 0 {
 			st = stores.pread
@@ -136,12 +190,12 @@ func FuzzOpenPartition(f *testing.F) {
 		}
 		cfg := buildTopicConfig(nil, overrides)
 		clean := mode&modeClean != 0
-		first := checkOpenPartition(t, st, dir, &cfg, clean, int64(base1))
+		first := checkOpenPartition(t, st, dir, &cfg, clean, int64(base1), &p)
 		if clean || first == nil {
 			return
 		}
 		// Recovery is idempotent: what one recovery kept, the next keeps.
-		again := checkOpenPartition(t, st, dir, &cfg, false, int64(base1))
+		again := checkOpenPartition(t, st, dir, &cfg, false, int64(base1), nil)
 		if again == nil || *again != *first {
 			t.Fatalf("second recovery found %+v, the first %+v", again, first)
 		}
@@ -152,8 +206,9 @@ func FuzzOpenPartition(f *testing.F) {
 type partitionBounds struct{ start, end int64 }
 
 // checkOpenPartition opens the partition in dir, reads it through and closes it. It returns
-// the log's bounds, or nil when the open failed (with ErrCorrupt).
-func checkOpenPartition(t *testing.T, st *Store, dir string, cfg *TopicConfig, clean bool, ts int64) *partitionBounds {
+// the log's bounds, or nil when the open failed (with ErrCorrupt). files, if set, are the
+// files the directory was made of, for checkCheckpoints.
+func checkOpenPartition(t *testing.T, st *Store, dir string, cfg *TopicConfig, clean bool, ts int64, files *partitionFiles) *partitionBounds {
 	l, err := openLog(st, "fuzz", 0, dir, cfg, clean)
 	if err != nil {
 		if !errors.Is(err, ErrCorrupt) {
@@ -177,6 +232,7 @@ func checkOpenPartition(t *testing.T, st *Store, dir string, cfg *TopicConfig, c
 			t.Fatalf("segment %d: next offset %d below its base %d", i, s.next, s.base)
 		}
 	}
+	checkCheckpoints(t, l, segs, files)
 	readThrough(t, l, start, hw, !clean)
 	if off, _, err := l.OffsetForTimestamp(ts); err != nil && !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("offset for timestamp %d: %v", ts, err)
@@ -187,6 +243,54 @@ func checkOpenPartition(t *testing.T, st *Store, dir string, cfg *TopicConfig, c
 		t.Fatalf("max timestamp at offset %d, log ends at %d", off, hw)
 	}
 	return &partitionBounds{start, leo}
+}
+
+// checkCheckpoints checks what an open made of the partition's checkpoint files: the cleaner
+// checkpoint it holds is valid and within the log, and the same is on disk, with a checksum;
+// when files is set (the first open), an offset file that failed its check was left as it was
+// and one that loaded was rewritten with a checksum, and the log was not restarted (segment 0
+// deleted) unless log-start-offset held a checked value.
+func checkCheckpoints(t *testing.T, l *Log, segs []*segment, files *partitionFiles) {
+	l.maintMu.Lock()
+	ck, err := l.cleanerCheckpoint()
+	l.maintMu.Unlock()
+	if err != nil {
+		t.Fatalf("cleaner checkpoint after open: %v", err)
+	}
+	end := l.LogEndOffset()
+	if err := ck.validate(); err != nil {
+		t.Fatalf("open kept an invalid cleaner checkpoint %+v: %v", ck, err)
+	}
+	if n := len(ck.Cleaned); ck.FirstDirty > end || ck.GapsBelow > end || n > 0 && ck.Cleaned[n-1].End > end {
+		t.Fatalf("open kept a cleaner checkpoint past the log end %d: %+v", end, ck)
+	}
+	if data, err := os.ReadFile(filepath.Join(l.dir, cleanerCheckpointName)); err == nil {
+		onDisk, err := decodeCleanerCheckpoint(data)
+		ck.unchecked = false
+		if err != nil || onDisk.unchecked || !reflect.DeepEqual(onDisk, ck) {
+			t.Fatalf("cleaner checkpoint on disk %q (%+v, %v), in memory %+v", data, onDisk, err, ck)
+		}
+	}
+	if files == nil {
+		return
+	}
+	written := files.checkpointFiles()
+	for _, name := range []string{logStartName, deletedBelowName} {
+		was, ok := written[name]
+		if !ok {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(l.dir, name))
+		if err != nil {
+			t.Fatalf("%s after open: %v", name, err)
+		}
+		if _, checked, err := decodeOffsetFile(data); !checked && !slices.Equal(data, was) {
+			t.Fatalf("%s was %q, the open left %q (%v)", name, was, data, err)
+		}
+	}
+	if _, checked, err := decodeOffsetFile(written[logStartName]); (err != nil || !checked) && segs[0].base != 0 {
+		t.Fatalf("the log restarted at %d, but log-start-offset %q has no valid checksum", segs[0].base, written[logStartName])
+	}
 }
 
 // readThrough reads from start to hw as a consumer does. checked: recovery CRC-checked every
@@ -295,15 +399,42 @@ func partitionSeeds(tb testing.TB) map[string]partitionFiles {
 	badIndex.index0 = []byte{0, 0, 0, 9, 0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 1, 0, 0, 0, 0}
 	badIndex.mode = modeClean
 	seeds["index_past_end"] = badIndex
-	started := two
-	started.logStart, started.mode = "3\n", modeClean
-	seeds["log_start_offset"] = started
-	past := one
-	past.logStart, past.mode = "999\n", 0
-	seeds["log_start_past_end"] = past
-	compacted := two
-	compacted.checkpoint = `{"first_dirty":5,"gaps_below":4,"cleaned":[{"end":5,"at_ms":1}],"tombstone_deadline_ms":9}`
-	seeds["cleaner_checkpoint"] = compacted
+	// Checkpoint files: an earlier version's (bare numbers, JSON without a checksum), checked
+	// ones, damaged ones, and (modeSeal) checked ones whose content is wrong.
+	with := func(base partitionFiles, mode uint8, logStart, deleteRecords, checkpoint string) partitionFiles {
+		base.logStart, base.deleteRecords, base.checkpoint, base.mode = logStart, deleteRecords, checkpoint, mode
+		return base
+	}
+	flip := func(data []byte, i int, bit byte) string {
+		data = slices.Clone(data)
+		data[i] ^= bit
+		return string(data)
+	}
+	v1 := func(n int64) string { return string(encodeOffsetFile(n)) }
+	seeds["log_start_offset"] = with(two, modeClean, "3\n", "", "")
+	seeds["log_start_past_end"] = with(one, 0, "999\n", "", "")
+	seeds["log_start_offset_v1"] = with(two, modeClean, v1(3), "", "")
+	seeds["log_start_past_end_v1"] = with(one, 0, v1(999), "", "")
+	// "15" with a bit of the 1 flipped reads "95", past the end: the checksum catches it.
+	seeds["log_start_flipped_past_end"] = with(one, 0, flip(encodeOffsetFile(15), len(offsetFileHeader), 0x08), "", "")
+	seeds["delete_records"] = with(two, modeClean, "", "4\n", "")
+	seeds["delete_records_v1"] = with(two, 0, v1(4), v1(4), "")
+	seeds["delete_records_past_end"] = with(one, 0, "", "999\n", "")
+	seeds["delete_records_flipped"] = with(two, 0, v1(4), flip(encodeOffsetFile(4), len(offsetFileHeader), 0x40), "")
+	seeds["offsets_sealed"] = with(two, modeSeal, "5", "3", "")
+	legacyCk := `{"first_dirty":5,"gaps_below":4,"cleaned":[{"end":5,"at_ms":1}],"tombstone_deadline_ms":9}`
+	seeds["cleaner_checkpoint"] = with(two, 0, "", "", legacyCk)
+	v1Ck, err := encodeCleanerCheckpoint(cleanerCheckpoint{FirstDirty: 5, GapsBelow: 4, TombstoneDeadline: 9, Cleaned: []cleanedRange{{End: 3, AtMs: 1}, {End: 5, AtMs: 2}}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	seeds["cleaner_checkpoint_v1"] = with(two, 0, "", "", string(v1Ck))
+	seeds["cleaner_checkpoint_flipped"] = with(two, 0, "", "", flip(v1Ck, bytes.IndexByte(v1Ck, '5'), 0x02))
+	seeds["cleaner_checkpoint_unsorted"] = with(two, modeSeal, "", "", `{"first_dirty":9,"gaps_below":4,"cleaned":[{"end":5,"at_ms":1},{"end":3,"at_ms":2}]}`)
+	seeds["cleaner_checkpoint_overlapping"] = with(two, modeSeal, "", "", `{"first_dirty":9,"cleaned":[{"end":5,"at_ms":1},{"end":5,"at_ms":2}]}`)
+	seeds["cleaner_checkpoint_negative"] = with(two, modeSeal, "", "", `{"first_dirty":5,"gaps_below":-1}`)
+	seeds["cleaner_checkpoint_past_end_v1"] = with(two, modeSeal, "", "", `{"first_dirty":999,"gaps_below":999,"cleaned":[{"end":999,"at_ms":1}]}`)
+	seeds["cleaner_checkpoint_past_end"] = with(two, 0, "", "", `{"first_dirty":999,"gaps_below":999,"cleaned":[{"end":999,"at_ms":1}]}`)
 	swap := one
 	swap.log1, swap.mode = two.log0, modeSwap
 	seeds["committed_swap"] = swap

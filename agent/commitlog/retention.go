@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 )
 
@@ -79,8 +77,7 @@ func (l *Log) DeleteRecordsBefore(offset int64) (int64, error) {
 // saveLogStartLocked persists a log start offset. Caller holds startMu, which orders the
 // writes.
 func (l *Log) saveLogStartLocked(start int64) error {
-	path := filepath.Join(l.dir, logStartName)
-	if err := writeFileAtomic(path, []byte(strconv.FormatInt(start, 10)+"\n"), 0o644); err != nil {
+	if err := writeOffsetFile(filepath.Join(l.dir, logStartName), start); err != nil {
 		return fmt.Errorf("save log start offset of %s-%d: %w: %v", l.topic, l.partition, ErrStorage, err)
 	}
 	return nil
@@ -89,25 +86,30 @@ func (l *Log) saveLogStartLocked(start int64) error {
 // loadLogStart restores a log start offset saved inside the first segment (or past segments a
 // crash kept from being deleted). A saved start past the log end (recovery cut the unsynced
 // tail below it after a power loss) is kept, as Kafka does: the log restarts empty at the
-// saved start, so no offset a client saw deleted is handed out again. Called by openLog
-// before the log is shared.
+// saved start, so no offset a client saw deleted is handed out again. That deletes every
+// segment, so only a value whose checksum matched may do it: a file that fails its check is
+// ignored, and so is a bare number (an earlier version's file) past the end, which may be a
+// damaged digit. Called by openLog before the log is shared.
 func (l *Log) loadLogStart() error {
 	path := filepath.Join(l.dir, logStartName)
-	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	n, perr := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
-	if err != nil || perr != nil || n < 0 {
-		l.log.Warn("log start offset file unreadable; starting at the first segment", "file", path, "err", errors.Join(err, perr))
+	n, checked, ok := l.readOffsetFile(path, "log start offset", "the log starts at its first segment")
+	if !ok {
 		return nil
 	}
 	if n > l.leo {
+		if !checked {
+			l.log.Warn("log start offset file without a checksum (an earlier version's) is past the recovered log end; ignored: the log starts at its first segment",
+				"file", path, "saved", n, "log_end", l.leo)
+			return nil
+		}
 		l.log.Warn("saved log start offset is past the recovered log end; the log restarts empty there", "file", path, "saved", n, "log_end", l.leo)
 		return l.restartAtLocked(n)
 	}
 	if n > l.logStart {
 		l.logStart = n
+	}
+	if !checked {
+		l.upgradeOffsetFile(path, n)
 	}
 	return nil
 }
@@ -123,29 +125,67 @@ func (l *Log) RecordsDeletedBelow() int64 {
 
 // saveDeletedBelowLocked persists DeleteRecords' floor. Caller holds startMu.
 func (l *Log) saveDeletedBelowLocked(offset int64) error {
-	path := filepath.Join(l.dir, deletedBelowName)
-	if err := writeFileAtomic(path, []byte(strconv.FormatInt(offset, 10)+"\n"), 0o644); err != nil {
+	if err := writeOffsetFile(filepath.Join(l.dir, deletedBelowName), offset); err != nil {
 		return fmt.Errorf("save delete-records offset of %s-%d: %w: %v", l.topic, l.partition, ErrStorage, err)
 	}
 	return nil
 }
 
-// loadDeletedBelow restores DeleteRecords' floor; an unreadable file is a warning (the local
-// log start still holds). Called by openLog before the log is shared.
+// loadDeletedBelow restores DeleteRecords' floor; a file that fails its check is a warning
+// (the local log start still holds), and so is a bare number (an earlier version's file) past
+// the log end: raising the start to the end would have retention delete every segment. Called
+// by openLog before the log is shared.
 func (l *Log) loadDeletedBelow() {
 	path := filepath.Join(l.dir, deletedBelowName)
-	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
+	n, checked, ok := l.readOffsetFile(path, "delete-records offset", "only the local log start limits reads")
+	if !ok {
 		return
 	}
-	n, perr := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
-	if err != nil || perr != nil || n < 0 {
-		l.log.Warn("delete-records offset file unreadable; only the local log start limits reads", "file", path, "err", errors.Join(err, perr))
+	if n > l.leo && !checked {
+		l.log.Warn("delete-records offset file without a checksum (an earlier version's) is past the recovered log end; ignored: only the local log start limits reads",
+			"file", path, "saved", n, "log_end", l.leo)
 		return
 	}
 	l.deletedBelow = n
 	if n > l.logStart { // a crash came between saving the floor and the log start
 		l.logStart = min(n, l.leo)
+	}
+	if !checked {
+		l.upgradeOffsetFile(path, n)
+	}
+}
+
+// writeOffsetFile atomically replaces the offset file at path with one holding offset.
+func writeOffsetFile(path string, offset int64) error {
+	return writeFileAtomic(path, encodeOffsetFile(offset), 0o644)
+}
+
+// readOffsetFile reads the offset file at path (what names what it holds, fallback what a
+// missing value means, for the warnings). ok is false when there is no usable value: no file,
+// one that cannot be read, or one whose content fails its check, which is treated as absent.
+// checked is false for a bare number, an earlier version's file.
+func (l *Log) readOffsetFile(path, what, fallback string) (offset int64, checked, ok bool) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, false, false
+	}
+	if err != nil {
+		l.log.Warn(what+" file unreadable; "+fallback, "file", path, "err", err)
+		return 0, false, false
+	}
+	offset, checked, err = decodeOffsetFile(data)
+	if err != nil {
+		l.log.Warn(what+" file damaged; ignored: "+fallback, "file", path, "problem", err)
+		return 0, false, false
+	}
+	return offset, checked, true
+}
+
+// upgradeOffsetFile rewrites an earlier version's offset file, whose value loaded, with a
+// checksum. A failure leaves the old file, which still loads.
+func (l *Log) upgradeOffsetFile(path string, offset int64) {
+	if err := writeOffsetFile(path, offset); err != nil {
+		l.log.Warn("could not add a checksum to an offset file; it stays in the old format", "file", path, "err", err)
 	}
 }
 

@@ -226,7 +226,7 @@ func TestDeleteRecordsMovesLogStart(t *testing.T) {
 	if got := l.LogStartOffset(); got != cut {
 		t.Fatalf("log start after restart: %d, want %d", got, cut)
 	}
-	if data, err := os.ReadFile(filepath.Join(l.Dir(), "log-start-offset")); err != nil || strings.TrimSpace(string(data)) != "95" {
+	if data, err := os.ReadFile(filepath.Join(l.Dir(), "log-start-offset")); err != nil || string(data) != "offset-checkpoint v1\n95\ncrc32c 89d7a700\n" {
 		t.Errorf("log-start-offset file: %q, %v", data, err)
 	}
 	if got := segmentBases(t, l.Dir()); !slices.Equal(got, want) {
