@@ -28,7 +28,7 @@ func buildSamsa(ctx context.Context, work string) (string, error) {
 type tieringBlock struct {
 	endpoint, bucket, prefix, region string
 	accessKey, secretKey             string
-	cacheBytes                       int64
+	cacheBytes, readAheadBytes       int64
 }
 
 // agentConfig writes the YAML config of one agent start.
@@ -42,6 +42,7 @@ func agentConfig(path, dataDir, logLevel string, t *tieringBlock) error {
 	if t != nil {
 		fmt.Fprintf(&b, "tiering:\n  endpoint: %q\n  bucket: %q\n  prefix: %q\n  region: %q\n", t.endpoint, t.bucket, t.prefix, t.region)
 		fmt.Fprintf(&b, "  access_key_id: %q\n  secret_access_key: %q\n  cache_bytes: %d\n", t.accessKey, t.secretKey, t.cacheBytes)
+		fmt.Fprintf(&b, "  read_ahead_bytes: %d\n", t.readAheadBytes)
 	}
 	return os.WriteFile(path, []byte(b.String()), 0o600)
 }

@@ -56,7 +56,7 @@ func (b *bench) startAgent(ctx context.Context, prefix, logLevel string) (*agent
 	var t *tieringBlock
 	if prefix != "" {
 		t = &tieringBlock{endpoint: b.minio.Endpoint, bucket: bucket, prefix: prefix, region: region,
-			accessKey: b.minio.AccessKey, secretKey: b.minio.SecretKey, cacheBytes: b.o.cacheBytes}
+			accessKey: b.minio.AccessKey, secretKey: b.minio.SecretKey, cacheBytes: b.o.cacheBytes, readAheadBytes: b.o.readAhead}
 	}
 	if err := agentConfig(cfg, b.dataDir(), logLevel, t); err != nil {
 		return nil, err
@@ -176,6 +176,7 @@ func (b *bench) producePhase(ctx context.Context) error {
 		li.TimeIndexBytes += s.TimeIndexBytes
 	}
 	li.UploadBytes = li.LogBytes + li.IndexBytes + li.TimeIndexBytes
+	li.Chunks = b.logChunks()
 	b.rep.Produce = produceResult{Seconds: took.Seconds(), MBPerSec: float64(b.records*b.o.recordSize) / 1e6 / took.Seconds()}
 	local.MBPerSec = float64(li.LogBytes) / 1e6 / local.Seconds
 	b.rep.LocalRead = local
@@ -347,7 +348,8 @@ func (b *bench) remoteObjects(ctx context.Context) ([]remoteObject, error) {
 
 // samsaRead starts an agent (its chunk cache starts empty) and reads the partition from
 // offset 0 with one franz-go consumer, or with bare Fetch requests (raw); everything it reads
-// comes from the bucket.
+// comes from the bucket. When the agent can hold the whole log (secondReadSource), the
+// franz-go read is followed by a second one in the same agent.
 func (b *bench) samsaRead(ctx context.Context, raw bool) (readRun, error) {
 	var r readRun
 	a, err := b.startAgent(ctx, b.last, "info")
@@ -396,20 +398,22 @@ func (b *bench) samsaRead(ctx context.Context, raw bool) (readRun, error) {
 	if err != nil {
 		return r, err
 	}
-	diff := func(k string) int64 { return int64(m1[k] - m0[k]) }
-	r.CacheMisses, r.CacheHits = diff("samsa_tier_cache_misses_total"), diff("samsa_tier_cache_hits_total")
-	r.RemoteGetBytes, r.RemoteReads = diff("samsa_tier_remote_get_bytes_total"), diff("samsa_tier_remote_reads_total")
-	r.RemoteReadBytes, r.RemoteReadErrors = diff("samsa_tier_remote_read_bytes_total"), diff("samsa_tier_remote_read_errors_total")
-	if !raw && b.o.cacheBytes >= b.rep.Log.LogBytes+4*chunkBytes {
-		// The chunk cache holds the whole log now: the same read again costs no GETs.
+	r.counters = countersSince(m0, m1)
+	if src := b.secondReadSource(); !raw && src != "" {
+		// Every chunk of the log is still in the agent (in memory, or in the disk cache):
+		// the same read again costs no GETs.
 		snap := takeCPU(a.pid(), b.minio.PID())
 		w, err := consume(ctx, a.kafka, topic, b.gen, end, int32(b.o.fetchMax))
 		w.CPU = snap.since(a.pid(), b.minio.PID())
 		if err != nil {
-			return r, fmt.Errorf("warm read: %w", err)
+			return r, fmt.Errorf("second read: %w", err)
+		}
+		m2, err := a.metrics(ctx)
+		if err != nil {
+			return r, err
 		}
 		w.MBPerSec = float64(b.rep.Log.LogBytes) / 1e6 / w.Seconds
-		r.Warm = &w
+		r.Again = &secondRead{consumeResult: w, Source: src, counters: countersSince(m1, m2)}
 	}
 	_, _, r.Warnings = a.events()
 	if err := a.stop(); err != nil {
@@ -424,6 +428,31 @@ func (b *bench) samsaRead(ctx context.Context, raw bool) (readRun, error) {
 	}
 	r.MBPerSec = float64(logBytes) / 1e6 / c.Seconds
 	return r, nil
+}
+
+// logChunks is the number of chunks of the measured log: what the agent's read-ahead slots
+// must hold for a second read to find it all in memory.
+func (b *bench) logChunks() int64 {
+	var n int64
+	for _, s := range b.sealed {
+		n += (s.LogBytes + chunkBytes - 1) / chunkBytes
+	}
+	return n
+}
+
+// secondReadSource says where a second franz-go read in the same agent finds every chunk of
+// the log: "memory" when the read-ahead slots (-read-ahead-bytes / 4 MiB) hold every chunk,
+// "disk cache" when no chunk is held in memory (-read-ahead-bytes 0, every chunk written to
+// the disk cache) and -cache-bytes holds them all; "" otherwise, when a second read would GET
+// the log again and show nothing new.
+func (b *bench) secondReadSource() string {
+	switch {
+	case b.o.readAhead/chunkBytes >= b.logChunks():
+		return "memory"
+	case b.o.readAhead == 0 && b.o.cacheBytes >= b.rep.Log.LogBytes+4*chunkBytes:
+		return "disk cache"
+	}
+	return ""
 }
 
 // commandLine runs a command and returns its first output line, or "".

@@ -5,11 +5,13 @@
 // prints Markdown tables (and, with -json, every number as JSON). The target is at
 // least 80% of the ceiling for both.
 //
-//	go run ./benchmarks/tiering                        # 512 MiB of 1 KiB records, 3 rounds: ≈ 1–2 min on 2 cores
+//	go run ./benchmarks/tiering                           # 512 MiB of 1 KiB records, 3 rounds: ≈ 1–2 min on 2 cores
 //	go run ./benchmarks/tiering -json /tmp/tiering.json
 //	go run ./benchmarks/tiering -bytes 1GiB -segment-bytes 64MiB -rounds 5
-//	go run ./benchmarks/tiering -perf /tmp/perf       # also record the agent with perf(1)
-//	go test ./benchmarks/tiering                       # smoke test: 12 MiB, checks every byte read back
+//	go run ./benchmarks/tiering -read-ahead-bytes 16MiB   # the agent's tiering.read_ahead_bytes (default 32MiB)
+//	go run ./benchmarks/tiering -read-ahead-bytes 1GiB    # memory holds the whole log: adds a second read without GETs
+//	go run ./benchmarks/tiering -perf /tmp/perf           # also record the agent with perf(1)
+//	go test ./benchmarks/tiering                          # smoke test: 12 MiB, checks every byte read back
 //
 // It needs the MinIO binary the tests use (go install
 // github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c, found like internal/testminio
@@ -45,10 +47,13 @@
 //  5. Cold read, -rounds times:
 //     - ceiling: GetObject of every .log object the agent uploaded, one after the other,
 //     whole, then in 4 MiB ranges (the agent's chunk size), into io.Discard;
-//     - samsa: start the agent (its chunk cache is cleared at start) and read offsets
-//     [0, records) with one franz-go consumer from offset 0 (FetchMaxBytes =
-//     FetchMaxPartitionBytes = -fetch-max-bytes), checking every record; then, when
-//     -cache-bytes holds the whole log, read it again from the warm chunk cache;
+//     - samsa: start the agent (its chunk cache is cleared at start; tiering.read_ahead_bytes
+//     is -read-ahead-bytes, tiering.cache_bytes -cache-bytes) and read offsets [0, records)
+//     with one franz-go consumer from offset 0 (FetchMaxBytes = FetchMaxPartitionBytes =
+//     -fetch-max-bytes), checking every record; then, when the agent can hold every chunk of
+//     the log (-read-ahead-bytes ≥ the log's 4 MiB chunks, or -read-ahead-bytes 0 and
+//     -cache-bytes larger than the log), read it again in the same agent: its remote read
+//     path without GETs;
 //     - samsa, raw Fetch: a fresh agent again, read with bare Fetch requests that decode no
 //     records (the batches' CRC-32C and each segment's .log CRC-32C are checked): what the
 //     agent delivers when the client does little work.
@@ -57,8 +62,12 @@
 // medians over the rounds, the round table every value, and the detail tables where the time
 // went: for uploads the time before the first PUT, in PUTs and between segments (the
 // uploader's pass over each .log for its CRC-32C), for reads the time the client waited for
-// fetch responses, the chunk cache's misses and hits, and, for every measurement, the CPU
-// seconds of the agent, MinIO and this process (from /proc) and the CPUs that other work on
+// fetch responses, the chunk GETs a fetch waited for (misses) and the chunks it found, the
+// bytes all GETs fetched, read-ahead included (samsa_tier_remote_get_bytes_total: the .log
+// bytes when no chunk is fetched twice), the bytes written into Fetch responses from memory
+// (samsa_kafka_fetch_memory_bytes_total) and the chunks written to the on-disk cache
+// (samsa_tier_cache_writes_total: none for a sequential read), and, for every measurement, the
+// CPU seconds of the agent, MinIO and this process (from /proc) and the CPUs that other work on
 // the machine took meanwhile.
 //
 // MB is 10^6 bytes; MiB is 2^20 bytes. Upload MB/s counts .log + .index + .timeindex bytes

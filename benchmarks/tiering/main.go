@@ -10,6 +10,14 @@ import (
 
 	"github.com/samsa-io/samsa/benchmarks/internal/benchkit"
 	"github.com/samsa-io/samsa/internal/testminio"
+	"github.com/samsa-io/samsa/tiering"
+)
+
+// The limits of tiering.read_ahead_bytes besides 0 (agent/config_tiering.go): one chunk to
+// 1 GiB.
+const (
+	minReadAhead = chunkBytes
+	maxReadAhead = 1 << 30
 )
 
 // options are the command-line flags.
@@ -19,6 +27,7 @@ type options struct {
 	segmentBytes int64
 	fetchMax     int64
 	cacheBytes   int64
+	readAhead    int64
 	rounds       int
 	jsonPath     string
 	keep         bool
@@ -34,14 +43,16 @@ func main() { benchkit.Main("tiering", run) }
 
 // parseFlags reads args into options.
 func parseFlags(args []string, stderr io.Writer) (options, error) {
-	o := options{bytes: 512 << 20, recordSize: 1 << 10, segmentBytes: 16 << 20, fetchMax: 8 << 20, cacheBytes: 256 << 20}
+	o := options{bytes: 512 << 20, recordSize: 1 << 10, segmentBytes: 16 << 20, fetchMax: 8 << 20, cacheBytes: 256 << 20,
+		readAhead: tiering.DefaultReadAheadBytes}
 	fs := flag.NewFlagSet("tiering", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	benchkit.BytesVar(fs, &o.bytes, "bytes", "bytes of record values to produce (KiB, MiB, GiB suffixes)")
 	benchkit.BytesVar(fs, &o.recordSize, "record-size", "bytes of each record's value (at most 4KiB)")
 	benchkit.BytesVar(fs, &o.segmentBytes, "segment-bytes", "the topic's segment.bytes")
 	benchkit.BytesVar(fs, &o.fetchMax, "fetch-max-bytes", "the consumer's FetchMaxBytes and FetchMaxPartitionBytes")
-	benchkit.BytesVar(fs, &o.cacheBytes, "cache-bytes", "the agent's tiering.cache_bytes (chunk cache on disk)")
+	benchkit.BytesVar(fs, &o.cacheBytes, "cache-bytes", "the agent's tiering.cache_bytes (chunk cache on disk: chunks that leave memory read in part, every chunk with -read-ahead-bytes 0)")
+	benchkit.BytesVar(fs, &o.readAhead, "read-ahead-bytes", "the agent's tiering.read_ahead_bytes (chunks in memory; 0: none, every chunk goes through the disk cache)")
 	fs.IntVar(&o.rounds, "rounds", 3, "rounds of each measurement (samsa and its ceiling side by side in each); the table shows medians")
 	fs.StringVar(&o.jsonPath, "json", "", "also write the results as JSON to this `file`")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (agent data, MinIO data, configs)")
@@ -65,6 +76,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("-fetch-max-bytes: from 64KiB to 256MiB")
 	case o.cacheBytes < 16<<20:
 		return o, errors.New("-cache-bytes: at least 16MiB (4 chunks of 4MiB)")
+	case o.readAhead != 0 && (o.readAhead < minReadAhead || o.readAhead > maxReadAhead):
+		return o, errors.New("-read-ahead-bytes: 0, or from 4MiB (one chunk) to 1GiB, as the agent takes it")
 	case o.rounds < 1 || o.rounds > 20:
 		return o, errors.New("-rounds: from 1 to 20")
 	}
@@ -74,7 +87,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 func (o options) summary() map[string]any {
 	return map[string]any{
 		"bytes": benchkit.FormatBytes(o.bytes), "record_size": benchkit.FormatBytes(o.recordSize), "segment_bytes": benchkit.FormatBytes(o.segmentBytes),
-		"fetch_max_bytes": benchkit.FormatBytes(o.fetchMax), "cache_bytes": benchkit.FormatBytes(o.cacheBytes), "rounds": o.rounds, "seed": o.seed,
+		"fetch_max_bytes": benchkit.FormatBytes(o.fetchMax), "cache_bytes": benchkit.FormatBytes(o.cacheBytes),
+		"read_ahead_bytes": benchkit.FormatBytes(o.readAhead), "rounds": o.rounds, "seed": o.seed,
 	}
 }
 

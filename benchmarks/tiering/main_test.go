@@ -12,6 +12,7 @@ import (
 
 	"github.com/samsa-io/samsa/benchmarks/internal/benchkit"
 	"github.com/samsa-io/samsa/internal/testminio"
+	"github.com/samsa-io/samsa/tiering"
 )
 
 // TestSmoke runs the whole program on 12 MiB (5 MiB segments: two chunks each) against a real
@@ -26,7 +27,9 @@ func TestSmoke(t *testing.T) {
 	benchkit.CheckOutput(t, out,
 		"| operation (median of 1 round) | samsa | ceiling | samsa ÷ ceiling | target | met? |",
 		"| upload, MB/s |", "(PutObject loop + the agent's manifest PUT after each segment)", "| cold read, one franz-go consumer, MB/s |", "(GetObject loop, 4MiB ranges)",
-		"| cold read, bare Fetch requests (no record decoding), MB/s |", "| read again from a warm chunk cache (no GETs)",
+		"| cold read, bare Fetch requests (no record decoding), MB/s |", "| read again in the same agent, every chunk in its memory (no GETs), one franz-go consumer, MB/s |",
+		"Cold reads (tiering.read_ahead_bytes 32MiB): the agent's GETs fetched 1.00× the .log bytes; 0 chunks written to the on-disk chunk cache.",
+		"| 1 | samsa, read again (memory), franz-go |",
 		"| read from the agent's local segments, one franz-go consumer", "| 1 | samsa cold, raw Fetch |", "Targets met: ",
 		"- Log: one partition of a remote.storage.enable topic, segment.bytes 5MiB; 12,288 records of 1KiB",
 	)
@@ -64,22 +67,33 @@ func checkJSON(t *testing.T, path string) {
 		t.Errorf("ceiling upload with manifests: %+v", c)
 	}
 	x := r.Read[0]
+	// The default read_ahead_bytes (32 MiB: 8 slots) holds every chunk of this log: each is
+	// fetched once, served from memory and never written to the disk cache.
 	for name, s := range map[string]readRun{"franz-go": x.Samsa, "raw Fetch": x.Raw} {
 		if !s.Verified || s.Records != records || s.LastOffset != records-1 || s.BatchBytes < l.LogBytes || !(s.MBPerSec > 0) ||
-			s.CacheMisses < 1 || s.RemoteGetBytes != l.LogBytes || s.RemoteReads == 0 || s.RemoteReadErrors != 0 {
+			s.CacheMisses < 1 || s.RemoteGetBytes != l.LogBytes || s.RemoteReads == 0 || s.RemoteReadErrors != 0 ||
+			s.CacheWrites != 0 || s.Spills != 0 || s.MemoryBytes < l.LogBytes {
 			t.Errorf("samsa cold read (%s): %+v", name, s)
 		}
 	}
-	if w := x.Samsa.Warm; w == nil || !w.Verified || w.Records != records {
-		t.Errorf("warm read: %+v", w)
+	if a := x.Samsa.Again; a == nil || !a.Verified || a.Records != records || a.Source != "memory" ||
+		a.RemoteGetBytes != 0 || a.CacheMisses != 0 || a.CacheWrites != 0 || a.MemoryBytes < l.LogBytes {
+		t.Errorf("second read: %+v", a)
+	}
+	if x.Raw.Again != nil {
+		t.Errorf("a second read after the raw Fetch read: %+v", x.Raw.Again)
+	}
+	if l.Chunks != int64(x.Ranged.Requests) {
+		t.Errorf("log: %d chunks, the ranged GET loop made %d requests", l.Chunks, x.Ranged.Requests)
 	}
 	if x.Whole.Bytes != l.LogBytes || x.Whole.Requests != l.Segments || x.Ranged.Bytes != l.LogBytes || x.Ranged.Requests != 2*l.Segments-1 {
 		t.Errorf("ceiling reads: whole %+v, ranged %+v", x.Whole, x.Ranged)
 	}
-	if s := r.Summary; !(s.UploadRatio > 0) || !(s.ReadRatio > 0) || !(s.ReadRawRatio > 0) {
+	if s := r.Summary; !(s.UploadRatio > 0) || !(s.ReadRatio > 0) || !(s.ReadRawRatio > 0) || s.ReadGetRatioMin != 1 || s.ReadGetRatioMax != 1 ||
+		s.ReadCacheWrites != 0 || s.SecondReadSource != "memory" || !(s.SecondRead > 0) {
 		t.Errorf("summary: %+v", s)
 	}
-	if r.Meta.NProc == 0 || r.Meta.Command == "" || r.Options["segment_bytes"] != "5MiB" {
+	if r.Meta.NProc == 0 || r.Meta.Command == "" || r.Options["segment_bytes"] != "5MiB" || r.Options["read_ahead_bytes"] != "32MiB" {
 		t.Errorf("meta/options incomplete: %+v %+v", r.Meta, r.Options)
 	}
 }
@@ -89,14 +103,41 @@ func TestFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.bytes != 1<<30 || o.recordSize != 100 || o.segmentBytes != 64<<20 || o.rounds != 5 || o.fetchMax != 8<<20 {
+	if o.bytes != 1<<30 || o.recordSize != 100 || o.segmentBytes != 64<<20 || o.rounds != 5 || o.fetchMax != 8<<20 || o.readAhead != tiering.DefaultReadAheadBytes {
 		t.Errorf("parsed %+v", o)
 	}
+	for arg, want := range map[string]int64{"0": 0, "4MiB": 4 << 20, "1GiB": 1 << 30} {
+		if o, err := parseFlags([]string{"-read-ahead-bytes", arg}, io.Discard); err != nil || o.readAhead != want {
+			t.Errorf("-read-ahead-bytes %s: %d, %v; want %d", arg, o.readAhead, err, want)
+		}
+	}
 	for _, bad := range [][]string{{"-bytes", "1TB"}, {"-record-size", "8KiB"}, {"-rounds", "0"}, {"-segment-bytes", "1KiB"},
-		{"-bytes", "10", "-record-size", "1KiB"}, {"extra"}} {
+		{"-bytes", "10", "-record-size", "1KiB"}, {"-read-ahead-bytes", "1MiB"}, {"-read-ahead-bytes", "2GiB"}, {"extra"}} {
 		if _, err := parseFlags(bad, io.Discard); err == nil {
 			t.Errorf("parseFlags(%q) accepted", bad)
 		}
+	}
+}
+
+// TestSecondReadSource checks when a second read finds the whole log in the agent.
+func TestSecondReadSource(t *testing.T) {
+	const mib = 1 << 20
+	b := &bench{sealed: []segmentFiles{{LogBytes: 9 * mib}, {LogBytes: 4 * mib}}} // 3 + 1 chunks
+	b.rep.Log.LogBytes = 13 * mib
+	for _, c := range []struct {
+		readAhead, cache int64
+		want             string
+	}{
+		{16 * mib, 256 * mib, "memory"}, {15 * mib, 256 * mib, ""}, {32 * mib, 16 * mib, "memory"},
+		{0, 256 * mib, "disk cache"}, {0, 16 * mib, ""}, {4 * mib, 256 * mib, ""},
+	} {
+		b.o.readAhead, b.o.cacheBytes = c.readAhead, c.cache
+		if got := b.secondReadSource(); got != c.want {
+			t.Errorf("read-ahead %d, cache %d: %q, want %q", c.readAhead, c.cache, got, c.want)
+		}
+	}
+	if n := b.logChunks(); n != 4 {
+		t.Errorf("logChunks %d, want 4", n)
 	}
 }
 

@@ -44,6 +44,8 @@ type logInfo struct {
 	LogBytes       int64 `json:"log_bytes"`
 	IndexBytes     int64 `json:"index_bytes"`
 	TimeIndexBytes int64 `json:"timeindex_bytes"`
+	// Chunks is the number of chunks of the agent's chunk size the .log files span.
+	Chunks int64 `json:"chunks"`
 	// UploadBytes is what the agent uploads and counts in samsa_tier_upload_bytes_total, and
 	// what the PutObject ceiling uploads: .log + .index + .timeindex.
 	UploadBytes int64 `json:"upload_bytes"`
@@ -99,17 +101,56 @@ type readRound struct {
 // readRun is one consumer reading the whole log through an agent with an empty chunk cache.
 type readRun struct {
 	consumeResult
-	CacheMisses      int64    `json:"cache_misses"` // ranged GETs of chunks
-	CacheHits        int64    `json:"cache_hits"`
-	RemoteGetBytes   int64    `json:"remote_get_bytes"`
-	RemoteReads      int64    `json:"remote_reads"` // fetches answered from the bucket
-	RemoteReadBytes  int64    `json:"remote_read_bytes"`
-	RemoteReadErrors int64    `json:"remote_read_errors"`
-	Warnings         []string `json:"warnings,omitempty"`
-	// Warm is the same franz-go read again in the same agent, from a chunk cache that holds
-	// the whole log (only when -cache-bytes is large enough): the agent's remote path without
-	// GETs.
-	Warm *consumeResult `json:"warm_cache_read,omitempty"`
+	counters
+	Warnings []string `json:"warnings,omitempty"`
+	// Again is the same franz-go read again in the same agent, when the agent holds every
+	// chunk of the log after the first (secondReadSource): its remote read path without GETs.
+	Again *secondRead `json:"second_read,omitempty"`
+}
+
+// secondRead is a franz-go read of the whole log in an agent that read it once already.
+type secondRead struct {
+	consumeResult
+	counters
+	// Source is where the chunks are: "memory" (the read-ahead slots hold the whole log) or
+	// "disk cache" (-read-ahead-bytes 0 and a disk cache that holds the whole log).
+	Source string `json:"source"`
+}
+
+// counters are the agent's tiering metrics over one read: differences of /metrics.
+type counters struct {
+	// CacheMisses is the chunks a fetch found neither in memory nor on disk nor being read
+	// ahead, and fetched itself with a GET while the client waited; CacheHits the chunks it
+	// found (possibly still loading ahead). Read-ahead GETs are counted in neither, only in
+	// RemoteGetBytes.
+	CacheMisses int64 `json:"cache_misses"`
+	CacheHits   int64 `json:"cache_hits"`
+	// RemoteGetBytes is every byte the ranged GETs fetched, read-ahead included
+	// (samsa_tier_remote_get_bytes_total): the .log bytes when nothing is fetched twice.
+	RemoteGetBytes   int64 `json:"remote_get_bytes"`
+	RemoteReads      int64 `json:"remote_reads"` // fetches answered from the bucket
+	RemoteReadBytes  int64 `json:"remote_read_bytes"`
+	RemoteReadErrors int64 `json:"remote_read_errors"`
+	// CacheWrites is the chunks written to the on-disk chunk cache
+	// (samsa_tier_cache_writes_total), Spills those of them that left memory read in part
+	// (samsa_tier_read_ahead_spills_total); a sequential read should write none.
+	CacheWrites int64 `json:"cache_writes"`
+	Spills      int64 `json:"read_ahead_spills"`
+	// MemoryBytes is the record bytes the Kafka server wrote into Fetch responses from memory
+	// chunks (samsa_kafka_fetch_memory_bytes_total) rather than with sendfile from files.
+	MemoryBytes int64 `json:"fetch_memory_bytes"`
+}
+
+// countersSince returns the counters between two scrapes of the agent's metrics.
+func countersSince(m0, m1 map[string]float64) counters {
+	d := func(k string) int64 { return int64(m1[k] - m0[k]) }
+	return counters{
+		CacheMisses: d("samsa_tier_cache_misses_total"), CacheHits: d("samsa_tier_cache_hits_total"),
+		RemoteGetBytes: d("samsa_tier_remote_get_bytes_total"), RemoteReads: d("samsa_tier_remote_reads_total"),
+		RemoteReadBytes: d("samsa_tier_remote_read_bytes_total"), RemoteReadErrors: d("samsa_tier_remote_read_errors_total"),
+		CacheWrites: d("samsa_tier_cache_writes_total"), Spills: d("samsa_tier_read_ahead_spills_total"),
+		MemoryBytes: d("samsa_kafka_fetch_memory_bytes_total"),
+	}
 }
 
 // summary holds the medians over the rounds and the verdicts.
@@ -133,6 +174,14 @@ type summary struct {
 	// ReadRaw is the cold read with bare Fetch requests; ReadRawRatio it ÷ the faster loop.
 	ReadRaw      float64 `json:"read_raw_fetch_mb_per_s"`
 	ReadRawRatio float64 `json:"read_raw_fetch_ratio"`
+	// ReadGetRatioMin and ReadGetRatioMax bound the GET bytes ÷ .log bytes over the cold
+	// reads (1 when every chunk is fetched once); ReadCacheWrites is their disk-cache writes.
+	ReadGetRatioMin float64 `json:"read_get_bytes_ratio_min"`
+	ReadGetRatioMax float64 `json:"read_get_bytes_ratio_max"`
+	ReadCacheWrites int64   `json:"read_cache_writes"`
+	// SecondRead is the median of the second reads (0 without them), from SecondReadSource.
+	SecondRead       float64 `json:"second_read_mb_per_s,omitempty"`
+	SecondReadSource string  `json:"second_read_source,omitempty"`
 }
 
 func (r *report) summarize() {
@@ -156,6 +205,32 @@ func (r *report) summarize() {
 	s.ReadRaw = benchkit.Median(rx)
 	s.ReadRawRatio = s.ReadRaw / max(s.ReadWhole, s.ReadRanged)
 	s.UploadMet, s.ReadMet = s.UploadRatio >= target, s.ReadRatio >= target
+	var again []float64
+	for i, x := range r.Read {
+		for j, c := range []counters{x.Samsa.counters, x.Raw.counters} {
+			g := float64(c.RemoteGetBytes) / float64(r.Log.LogBytes)
+			if i+j == 0 {
+				s.ReadGetRatioMin, s.ReadGetRatioMax = g, g
+			}
+			s.ReadGetRatioMin, s.ReadGetRatioMax = min(s.ReadGetRatioMin, g), max(s.ReadGetRatioMax, g)
+			s.ReadCacheWrites += c.CacheWrites
+		}
+		if a := x.Samsa.Again; a != nil {
+			again = append(again, a.MBPerSec)
+			s.SecondReadSource = a.Source
+		}
+	}
+	if len(again) > 0 {
+		s.SecondRead = benchkit.Median(again)
+	}
+}
+
+// ratioRange writes "1.00×", or "1.00–1.25×" when lo and hi differ at two decimals.
+func ratioRange(lo, hi float64) string {
+	if a, b := fmt.Sprintf("%.2f", lo), fmt.Sprintf("%.2f", hi); a != b {
+		return a + "–" + b + "×"
+	}
+	return fmt.Sprintf("%.2f×", lo)
 }
 
 func verdict(met bool, ratio float64) string {
@@ -181,12 +256,8 @@ func (r *report) writeMarkdown(w io.Writer) {
 		s.ReadSamsa, s.ReadRanged, benchkit.FormatBytes(chunkBytes), 100*s.ReadRatioRanged)
 	fmt.Fprintf(&b, "| cold read, bare Fetch requests (no record decoding), MB/s | %.1f | %.1f (the faster GET loop) | %.0f%% | diagnostic | |\n",
 		s.ReadRaw, max(s.ReadWhole, s.ReadRanged), 100*s.ReadRawRatio)
-	if len(r.Read) > 0 && r.Read[0].Samsa.Warm != nil {
-		var v []float64
-		for _, x := range r.Read {
-			v = append(v, x.Samsa.Warm.MBPerSec)
-		}
-		fmt.Fprintf(&b, "| read again from a warm chunk cache (no GETs), one franz-go consumer, MB/s | %.1f | | | diagnostic | |\n", benchkit.Median(v))
+	if s.SecondReadSource != "" {
+		fmt.Fprintf(&b, "| read again in the same agent, every chunk in its %s (no GETs), one franz-go consumer, MB/s | %.1f | | | diagnostic | |\n", s.SecondReadSource, s.SecondRead)
 	}
 	fmt.Fprintf(&b, "| read from the agent's local segments, one franz-go consumer (page cache, before tiering), MB/s | %.1f | | | reference | |\n", r.LocalRead.MBPerSec)
 	met := 0
@@ -196,6 +267,10 @@ func (r *report) writeMarkdown(w io.Writer) {
 		}
 	}
 	fmt.Fprintf(&b, "\nTargets met: %d of 2 (upload %.0f%%, cold read %.0f%% of its ceiling; medians of %s).\n", met, 100*s.UploadRatio, 100*s.ReadRatio, benchkit.Plural(n, "round"))
+	if len(r.Read) > 0 {
+		fmt.Fprintf(&b, "\nCold reads (tiering.read_ahead_bytes %v): the agent's GETs fetched %s the .log bytes; %s written to the on-disk chunk cache.\n",
+			r.Options["read_ahead_bytes"], ratioRange(s.ReadGetRatioMin, s.ReadGetRatioMax), benchkit.Plural(int(s.ReadCacheWrites), "chunk"))
+	}
 	fmt.Fprintf(&b, "\n| round | upload samsa MB/s | upload ceiling MB/s | ratio | cold read samsa (franz-go / raw Fetch) MB/s | whole GETs MB/s | %s GETs MB/s | ratio franz-go (÷ faster) |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n", benchkit.FormatBytes(chunkBytes))
 	for i := range max(len(r.Upload), len(r.Read)) {
 		fmt.Fprintf(&b, "| %d |", i+1)
@@ -227,25 +302,30 @@ func (r *report) writeDetails(b *bytes.Buffer) {
 		fmt.Fprintf(b, "| %d | %.2f | %.3f | %.2f | %.3f | %s | %.2f | %s | %.2f | %s | %.2f / %.2f / %.2f |\n", u.Round, s.Seconds, s.BeforeFirstPut,
 			s.PutSeconds, s.BetweenSegments, s.CPU.triple(), c.Seconds, c.CPU.triple(), m.Seconds, m.CPU.triple(), s.CPU.OtherCores, c.CPU.OtherCores, m.CPU.OtherCores)
 	}
-	b.WriteString("\nReads, where the time went (seconds; CPU seconds of the agent / MinIO / this process):\n\n")
-	b.WriteString("| round | reader | total | waiting for fetch responses | CPU | requests: chunk GETs (cache misses) / hits, or GETs | other work, CPUs busy |\n|---:|---|---:|---:|---|---|---:|\n")
+	b.WriteString("\nReads, where the time went (seconds; CPU seconds of the agent / MinIO / this process; read-ahead GETs count only in the GET MiB, not as misses):\n\n")
+	b.WriteString("| round | reader | total | waiting for fetch responses | CPU | chunk GETs a fetch waited for (misses) / hits, or GETs | GET MiB (÷ .log) | MiB written from memory | disk-cache writes | other work, CPUs busy |\n|---:|---|---:|---:|---|---|---:|---:|---:|---:|\n")
 	l := r.LocalRead
-	fmt.Fprintf(b, "| – | local segments, franz-go (before tiering) | %.2f | %.2f (%d fetches) | %s | – | %.2f |\n",
+	fmt.Fprintf(b, "| – | local segments, franz-go (before tiering) | %.2f | %.2f (%d fetches) | %s | – | – | – | – | %.2f |\n",
 		l.Seconds, l.FetchWaitSeconds, l.Fetches, l.CPU.triple(), l.CPU.OtherCores)
+	logBytes := r.Log.LogBytes
+	row := func(round int, name string, c consumeResult, k counters) {
+		fmt.Fprintf(b, "| %d | %s | %.2f | %.2f (%d fetches) | %s | %d / %d | %.1f (%.2f) | %.1f | %d | %.2f |\n", round, name, c.Seconds, c.FetchWaitSeconds,
+			c.Fetches, c.CPU.triple(), k.CacheMisses, k.CacheHits, benchkit.MiB(k.RemoteGetBytes), float64(k.RemoteGetBytes)/float64(logBytes),
+			benchkit.MiB(k.MemoryBytes), k.CacheWrites, c.CPU.OtherCores)
+	}
 	for _, x := range r.Read {
-		for _, v := range []struct {
+		row(x.Round, "samsa cold, franz-go", x.Samsa.consumeResult, x.Samsa.counters)
+		row(x.Round, "samsa cold, raw Fetch", x.Raw.consumeResult, x.Raw.counters)
+		if a := x.Samsa.Again; a != nil {
+			row(x.Round, "samsa, read again ("+a.Source+"), franz-go", a.consumeResult, a.counters)
+		}
+		for _, g := range []struct {
 			name string
-			r    readRun
-		}{{"samsa cold, franz-go", x.Samsa}, {"samsa cold, raw Fetch", x.Raw}} {
-			fmt.Fprintf(b, "| %d | %s | %.2f | %.2f (%d fetches) | %s | %d / %d | %.2f |\n", x.Round, v.name, v.r.Seconds, v.r.FetchWaitSeconds,
-				v.r.Fetches, v.r.CPU.triple(), v.r.CacheMisses, v.r.CacheHits, v.r.CPU.OtherCores)
+			l    loopResult
+		}{{"GetObject, whole objects", x.Whole}, {"GetObject, " + benchkit.FormatBytes(chunkBytes) + " ranges", x.Ranged}} {
+			fmt.Fprintf(b, "| %d | %s | %.2f | – | %s | %d | %.1f (%.2f) | – | – | %.2f |\n", x.Round, g.name, g.l.Seconds, g.l.CPU.triple(), g.l.Requests,
+				benchkit.MiB(g.l.Bytes), float64(g.l.Bytes)/float64(logBytes), g.l.CPU.OtherCores)
 		}
-		if w := x.Samsa.Warm; w != nil {
-			fmt.Fprintf(b, "| %d | samsa, warm chunk cache, franz-go | %.2f | %.2f (%d fetches) | %s | – | %.2f |\n", x.Round, w.Seconds, w.FetchWaitSeconds,
-				w.Fetches, w.CPU.triple(), w.CPU.OtherCores)
-		}
-		fmt.Fprintf(b, "| %d | GetObject, whole objects | %.2f | – | %s | %d | %.2f |\n", x.Round, x.Whole.Seconds, x.Whole.CPU.triple(), x.Whole.Requests, x.Whole.CPU.OtherCores)
-		fmt.Fprintf(b, "| %d | GetObject, %s ranges | %.2f | – | %s | %d | %.2f |\n", x.Round, benchkit.FormatBytes(chunkBytes), x.Ranged.Seconds, x.Ranged.CPU.triple(), x.Ranged.Requests, x.Ranged.CPU.OtherCores)
 	}
 }
 
@@ -260,14 +340,18 @@ func (r *report) writeNotes(b *bytes.Buffer) {
 		float64(l.UploadBytes)/1e6)
 	fmt.Fprintf(b, "- Upload (ceiling): the same %s files uploaded from the agent's data directory by this process with minio-go PutObject, one after the other, with the agent's options (%s part size, so each object is one PUT; a SectionReader of the file), to another prefix of the same bucket. It does not write manifests or compute CRCs. \"+ manifests\" (diagnostic, run after the agent's upload): the same loop plus, after each segment, a PUT of the manifest the agent wrote at that point (same key, same bytes): the agent's requests without its code.\n",
 		benchkit.FormatInt(float64(3*l.Segments)), benchkit.FormatBytes(partSize))
-	fmt.Fprintf(b, "- Cold read (samsa): the agent's local copies were deleted (local.retention.bytes=1 once uploaded), then for each round an agent is started (its chunk cache is cleared at start) and one franz-go consumer reads offsets [0, %s) from offset 0 (FetchMaxBytes = FetchMaxPartitionBytes = %s); every record is checked byte for byte against what was produced. Timed from creating the client to the last record; MB/s = the .log bytes (the record batches read) ÷ that time. The agent serves the fetches from %s chunks fetched with ranged GETs into its on-disk cache, fetching the next chunk ahead. \"raw Fetch\": the same read by bare Fetch v12 requests, one at a time, without decoding records (each batch's CRC-32C checked, and the batches of each segment checked against its .log file's CRC-32C), with a fresh agent again: what the agent delivers when the client does little work. \"local segments\": the franz-go read before tiering, from the agent's local files in the page cache (sendfile): the consumer's and the fetch path's own limit on this machine.\n",
-		benchkit.FormatInt(float64(l.Records)), r.Options["fetch_max_bytes"], benchkit.FormatBytes(chunkBytes))
-	fmt.Fprintf(b, "- Cold read (ceiling): the same .log objects (the agent's upload) read by this process with minio-go GetObject, one after the other, whole and in %s ranges, into io.Discard. The target is judged on the faster of the two. \"warm chunk cache\" (diagnostic, only when -cache-bytes holds the whole log): the franz-go read again in the same agent right after the cold one, every chunk now cached: the agent's remote read path without GETs.\n", benchkit.FormatBytes(chunkBytes))
+	fmt.Fprintf(b, "- Cold read (samsa): the agent's local copies were deleted (local.retention.bytes=1 once uploaded), then for each round an agent is started (its chunk cache is cleared at start) and one franz-go consumer reads offsets [0, %s) from offset 0 (FetchMaxBytes = FetchMaxPartitionBytes = %s); every record is checked byte for byte against what was produced. Timed from creating the client to the last record; MB/s = the .log bytes (the record batches read) ÷ that time. The agent serves the fetches from %s chunks held in tiering.read_ahead_bytes (%v) of reused memory slots: a chunk a fetch needs and nobody fetched yet is read with a ranged GET while the fetch waits (a miss), and every free slot is filled ahead of the reader, across segment boundaries, with GETs of up to 8MiB; the Fetch responses are written from memory (write(2)), and a chunk goes to the on-disk cache only when it leaves memory read in part (with read_ahead_bytes 0, every chunk goes through the disk cache and is sent with sendfile). So GET MiB ÷ .log ≈ 1.00 means nothing was fetched twice, and a sequential read writes no chunk to the disk. \"raw Fetch\": the same read by bare Fetch v12 requests, one at a time, without decoding records (each batch's CRC-32C checked, and the batches of each segment checked against its .log file's CRC-32C), with a fresh agent again: what the agent delivers when the client does little work. \"local segments\": the franz-go read before tiering, from the agent's local files in the page cache (sendfile): the consumer's and the fetch path's own limit on this machine.\n",
+		benchkit.FormatInt(float64(l.Records)), r.Options["fetch_max_bytes"], benchkit.FormatBytes(chunkBytes), r.Options["read_ahead_bytes"])
+	fmt.Fprintf(b, "- Cold read (ceiling): the same .log objects (the agent's upload) read by this process with minio-go GetObject, one after the other, whole and in %s ranges, into io.Discard. The target is judged on the faster of the two. \"read again\" (diagnostic, only when the agent can hold the whole log: -read-ahead-bytes at least its %s chunks × %s, or -read-ahead-bytes 0 and -cache-bytes larger than the log): the franz-go read again in the same agent right after the cold one, every chunk still in memory (or in the disk cache): the agent's remote read path without GETs.\n",
+		benchkit.FormatBytes(chunkBytes), benchkit.FormatInt(float64(r.Log.Chunks)), benchkit.FormatBytes(chunkBytes))
 	fmt.Fprintf(b, "- Everything runs on one machine: MinIO (one local drive, data in the work directory), the agent and this process (clients and ceiling loops) share its CPUs; MinIO serves reads mostly from the page cache. \"Other work\" is the machine's busy time not spent by these three, in CPUs.\n")
 	m := &r.Meta
 	samsa := fmt.Sprintf("samsa built from the working tree at %s (%s)", m.SamsaRevision, m.SamsaVersion)
 	if m.SamsaBinary != "" {
-		samsa = fmt.Sprintf("samsa binary %s (%s; working tree at %s)", m.SamsaBinary, m.SamsaVersion, m.SamsaRevision)
+		samsa = fmt.Sprintf("samsa binary %s (%s)", m.SamsaBinary, m.SamsaVersion)
+		if m.SamsaRevision != "" {
+			samsa = fmt.Sprintf("samsa binary %s (%s; working tree at %s)", m.SamsaBinary, m.SamsaVersion, m.SamsaRevision)
+		}
 	}
 	fmt.Fprintf(b, "- Machine: %d CPUs (%s), %.0f MiB RAM, kernel %s, work directory on %s; %s; %s; MinIO %s. Load average %s at start, %s at end. MB = 10^6 bytes, MiB = 2^20 bytes.\n",
 		m.NProc, m.CPUModel, m.MemTotalMiB, m.Kernel, m.Filesystem, m.GoVersion, samsa, m.MinIOVersion, m.LoadAvgStart, m.LoadAvgEnd)
