@@ -119,8 +119,9 @@ func waitMQTTMetric(t *testing.T, httpAddr, sample string, ok func(int64) bool) 
 }
 
 // TestMQTTIngest100kOrderedPerDevice: 100k QoS 1 messages from 20 publishers over 100 device
-// topics all land in the log once, in order per device topic (checked by a franz-go consumer:
-// per key, the sequence numbers increase without gaps); /metrics follows.
+// topics all land in the log, in order per device topic (checked by a franz-go consumer: per
+// key, the sequence numbers increase without gaps), with no copies beyond the publishers' own
+// resends; /metrics follows.
 func TestMQTTIngest100kOrderedPerDevice(t *testing.T) {
 	srv := testmosquitto.Start(t)
 	srv.CreateSession(t, "samsa-plant", "site/+/data") // the bridge's session exists before the load
@@ -136,15 +137,22 @@ func TestMQTTIngest100kOrderedPerDevice(t *testing.T) {
 	chk := newSeqReader(t, a.KafkaAddr(), "telemetry", topics, perTopic).readAll(t, func() string { return srv.Output() })
 	total := int64(len(topics) * perTopic)
 	t.Logf("%d messages published (%d resent) and read back in %s", res.Published, res.Resent, time.Since(start).Round(time.Millisecond))
-	if chk.Duplicates != 0 || int64(chk.Records) != total {
-		t.Fatalf("%d records, %d duplicates; want exactly %d", chk.Records, chk.Duplicates, total)
+	// The bridge adds no copies. A publisher that got no PUBACK in time (a loaded machine)
+	// publishes again, and Mosquitto forwards both copies, as QoS 1 allows: at most Resent.
+	if int64(chk.Duplicates) > res.Resent || int64(chk.Records-chk.Duplicates) != total {
+		t.Fatalf("%d records, %d duplicates (publishers resent %d); want %d, duplicates only from resends",
+			chk.Records, chk.Duplicates, res.Resent, total)
 	}
 	h := a.HTTPAddr()
-	waitMQTTMetric(t, h, `samsa_mqtt_messages_acked_total{bridge="plant"}`, func(v int64) bool { return v == total })
+	in := waitMQTTMetric(t, h, `samsa_mqtt_messages_acked_total{bridge="plant"}`, func(v int64) bool {
+		return v >= total && v == mqttMetric(t, h, `samsa_mqtt_messages_in_total{bridge="plant"}`)
+	})
+	if in > total+res.Resent {
+		t.Errorf("%d messages in for %d published and %d resent", in, total, res.Resent)
+	}
 	for sample, want := range map[string]int64{
 		`samsa_mqtt_connected{bridge="plant"}`:                                 1,
-		`samsa_mqtt_messages_in_total{bridge="plant"}`:                         total,
-		`samsa_mqtt_records_appended_total{bridge="plant"}`:                    total,
+		`samsa_mqtt_records_appended_total{bridge="plant"}`:                    in,
 		`samsa_mqtt_in_flight_messages{bridge="plant"}`:                        0,
 		`samsa_mqtt_reconnects_total{bridge="plant"}`:                          0,
 		`samsa_mqtt_dropped_total{bridge="plant",reason="invalid_topic"}`:      0,
