@@ -3,8 +3,6 @@ package agent
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -149,27 +147,7 @@ func TestMQTTConfigNotFromEnvironment(t *testing.T) {
 // TestREADMEMQTTExampleLoads: the README's MQTT bridge example is a configuration the agent
 // accepts.
 func TestREADMEMQTTExampleLoads(t *testing.T) {
-	data, err := os.ReadFile("../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, after, ok := strings.Cut(string(data), "### MQTT bridge")
-	if !ok {
-		t.Fatal("README has no MQTT bridge section")
-	}
-	_, block, ok := strings.Cut(after, "```yaml\n")
-	if !ok {
-		t.Fatal("README's MQTT bridge section has no yaml block")
-	}
-	block, _, _ = strings.Cut(block, "```")
-	path := filepath.Join(t.TempDir(), "samsa.yaml")
-	if err := os.WriteFile(path, []byte(block), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := LoadConfig(path, nil)
-	if err != nil {
-		t.Fatalf("the README's MQTT example does not load: %v", err)
-	}
+	cfg := loadREADMEExample(t, "### MQTT bridge")
 	if len(cfg.MQTT.Bridges) == 0 || len(cfg.MQTT.Bridges[0].Subscribe) == 0 || len(cfg.MQTT.Bridges[0].Publish) == 0 {
 		t.Fatalf("README MQTT example read as %+v", cfg.MQTT)
 	}

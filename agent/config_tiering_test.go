@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -237,23 +236,7 @@ func TestTieringSecretNeverShown(t *testing.T) {
 
 // The README's tiering example loads and turns tiering on.
 func TestREADMETieringExampleLoads(t *testing.T) {
-	data, err := os.ReadFile("../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, after, ok := strings.Cut(string(data), "### Tiered storage")
-	if !ok {
-		t.Fatal("README has no Tiered storage section")
-	}
-	_, block, ok := strings.Cut(after, "```yaml\n")
-	if !ok {
-		t.Fatal("README's Tiered storage section has no yaml block")
-	}
-	block, _, _ = strings.Cut(block, "```")
-	cfg, err := LoadConfig(writeFile(t, block), nil)
-	if err != nil {
-		t.Fatalf("the README's tiering example does not load: %v", err)
-	}
+	cfg := loadREADMEExample(t, "### Tiered storage")
 	if !cfg.Tiering.Enabled() || cfg.Tiering.Bucket != "samsa-archive" || cfg.Tiering.CacheBytes != 256<<20 || cfg.Tiering.ReadAheadBytes != 32<<20 {
 		t.Fatalf("README example read as %+v", cfg.Tiering)
 	}

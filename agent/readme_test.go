@@ -2,35 +2,38 @@ package agent
 
 import (
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
 
-// The configuration example in the README must be one the agent accepts: every key known,
-// every value valid.
-func TestREADMEConfigurationExampleLoads(t *testing.T) {
+// loadREADMEExample loads, through the real loader, the first yaml block after the README
+// heading (a line starting with it) and fails the test if it is missing or does not load.
+func loadREADMEExample(t *testing.T, heading string) Config {
+	t.Helper()
 	data, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, after, ok := strings.Cut(string(data), "## Configuration")
+	_, after, ok := strings.Cut(string(data), heading)
 	if !ok {
-		t.Fatal("README has no Configuration section")
+		t.Fatalf("README has no %q section", heading)
 	}
 	_, block, ok := strings.Cut(after, "```yaml\n")
 	if !ok {
-		t.Fatal("README's Configuration section has no yaml block")
+		t.Fatalf("README's %q section has no yaml block", heading)
 	}
 	block, _, _ = strings.Cut(block, "```")
-	path := filepath.Join(t.TempDir(), "samsa.yaml")
-	if err := os.WriteFile(path, []byte(block), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := LoadConfig(path, nil)
+	cfg, err := LoadConfig(writeFile(t, block), nil)
 	if err != nil {
-		t.Fatalf("the README's configuration example does not load: %v", err)
+		t.Fatalf("the README's example under %q does not load: %v", heading, err)
 	}
+	return cfg
+}
+
+// The configuration example in the README must be one the agent accepts: every key known,
+// every value valid.
+func TestREADMEConfigurationExampleLoads(t *testing.T) {
+	cfg := loadREADMEExample(t, "## Configuration")
 	if cfg.Disk.MinFreeBytes != 268435456 || cfg.Cleaner.DedupeBufferBytes != 16777216 {
 		t.Fatalf("README example read as disk %+v cleaner %+v", cfg.Disk, cfg.Cleaner)
 	}
