@@ -311,14 +311,6 @@ func (b *bench) dropLocal(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	// The same read as the cold reads, from the agent's local segments (page cache): what the
-	// consumer and the agent's local fetch path reach without object storage.
-	snap := takeCPU(a.pid(), b.minio.PID())
-	local, err := consume(ctx, a.kafka, topic, b.gen, b.records, int32(b.o.fetchMax))
-	if err != nil {
-		return fmt.Errorf("local read: %w", err)
-	}
-	local.CPU = snap.since(a.pid(), b.minio.PID())
 	if err := a.stop(); err != nil {
 		return err
 	}
